@@ -1,0 +1,1 @@
+"""MLflow tracking: URI resolution, reachability checks, the run layout contract."""
