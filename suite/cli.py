@@ -82,6 +82,113 @@ def tasks_cmd(
     Console().print(table)
 
 
+def _parse_options(items: list[str] | None) -> dict:
+    """``["num_symbols=4", "distractors=false"]`` -> ``{"num_symbols": 4, "distractors": False}``."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option expects KEY=VALUE, got {item!r}.")
+        low = raw.strip().lower()
+        value: object
+        if low in ("true", "false"):
+            value = low == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key.strip()] = value
+    return out
+
+
+def _quiet_mlflow() -> None:
+    import logging
+
+    import mlflow  # noqa: F401  (configures its loggers on import; lower them afterwards)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+@app.command("train")
+def train_cmd(
+    task: Annotated[str, typer.Option(help="Task: adding | copy | delayed_recall.")] = "adding",
+    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Dependency length T.")] = 100,
+    cell: Annotated[str, typer.Option(help="Cell: simple_rnn | irnn | lstm | gru.")] = "lstm",
+    clip: Annotated[
+        str,
+        typer.Option(help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names)."),
+    ] = "none",
+    hidden: Annotated[int, typer.Option(help="Recurrent units.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Fresh samples per train step.")] = 64,
+    optimizer: Annotated[str, typer.Option(help="adam | rmsprop | sgd.")] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    momentum: Annotated[float, typer.Option(help="SGD momentum (sgd only).")] = 0.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many train steps.")] = 2000,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Stop after this much training time (eval excluded).")
+    ] = None,
+    eval_every: Annotated[int, typer.Option(help="Steps between evaluations and diagnostics.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seeds data and weights.")] = 0,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Task option KEY=VALUE, e.g. -o num_symbols=4."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
+    device: Annotated[str, typer.Option(help="auto | cpu | gpu (auto: GPU when TensorFlow sees one).")] = "auto",
+) -> None:
+    """Train one cell with one clip setting on one task; log it to MLflow.
+
+    Example: rnnbench train --task adding --seq-len 50 --cell irnn --clip global_clipnorm=1 --max-steps 3000
+    """
+    from suite.backend import DEVICES
+    from suite.train import TrainConfig
+    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    config = TrainConfig(
+        task=task, seq_len=seq_len, cell=cell, clip=clip, hidden=hidden, batch_size=batch_size,
+        optimizer=optimizer, lr=lr, momentum=momentum, max_steps=max_steps,
+        max_seconds=max_seconds, eval_every=eval_every, seed=seed,
+        task_options=_parse_options(option),
+    )
+    try:
+        config.validate()
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+    if device not in DEVICES:
+        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+
+    from rich.console import Console
+
+    from suite.backend import configure
+    from suite.progress import TrainProgress
+
+    try:
+        dev = configure(device=device)
+    except RuntimeError as e:
+        raise UserError(str(e)) from None
+    _quiet_mlflow()
+    from tracking.mlflow_runs import run_and_log
+
+    console = Console(stderr=True)
+    console.print(f"[bold]{config.run_name}[/] on {dev['device_name']} -> {uri} (experiment {experiment!r})")
+    with TrainProgress(config.max_steps, "train", console) as progress:
+        run_id, result = run_and_log(config, uri, experiment, callbacks=[progress])
+    print(f"{config.run_name}: {result.summary()}  [run {run_id}]")
+
+
 def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 

@@ -1,0 +1,391 @@
+"""One training run: one cell, one clip setting, one task, measured.
+
+The loop draws a fresh batch from the task generator at every step (infinite data, as
+in the literature), evaluates on one fixed validation set every ``eval_every`` steps,
+and stops as soon as the task is solved. One traced ``tf.function`` does the whole
+step: forward, loss, gradients, the pre-clip global gradient norm, whether clipping
+fired, the Keras optimizer update (which does the clipping), and the window
+accumulators. The host reads those accumulators only at eval points, where the
+expensive diagnostic, the gradient-through-time profile ‖∂L/∂x_t‖, is computed too.
+
+Time-to-target counts train steps (data generation included), not evaluation,
+diagnostics or logging (AlgoPerf's rule).
+
+Example:
+    >>> cfg = TrainConfig(task="adding", seq_len=10, cell="gru", max_steps=20, eval_every=10)
+    >>> result = train(cfg)                              # doctest: +SKIP
+    >>> result.status in ("solved", "unsolved", "diverged")  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from suite.clipping import parse_clip
+from suite.models import check_cell
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+DIVERGENCE_FACTOR = 1000.0  # loss above this multiple of the baseline ends the run as diverged
+PROFILE_FLOOR = 1e-30  # ‖∂L/∂x_t‖ below this (exact zeros) is floored before taking log10
+DATA_CHUNK = 32  # batches drawn from the generator per call (one vectorised numpy call)
+
+SOLVED, UNSOLVED, DIVERGED = "solved", "unsolved", "diverged"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (its hash drives sweep resume)."""
+
+    task: str = "adding"  # one of tasks.TASK_NAMES
+    seq_len: int = 100  # T, the dependency length
+    cell: str = "lstm"  # simple_rnn | irnn | lstm | gru
+    clip: str = "none"  # none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU
+    hidden: int = 128  # recurrent units
+    batch_size: int = 64  # fresh samples per step
+    optimizer: str = "adam"  # adam | rmsprop | sgd
+    lr: float = 1e-3  # learning rate (Adam's default)
+    momentum: float = 0.0  # SGD momentum (Pascanu et al. 2013 studied plain SGD)
+    max_steps: int = 2000  # hard limit on train steps
+    max_seconds: float | None = None  # optional limit on training time (eval excluded)
+    eval_every: int = 100  # steps between evaluations / diagnostics
+    val_size: int = 1000  # fixed validation set, drawn from a separate seed
+    profile_size: int = 64  # validation samples used for the ‖∂L/∂x_t‖ profile
+    seed: int = 0  # seeds data, validation data (seed + 10**6) and weights
+    task_options: dict = field(default_factory=dict)  # e.g. {"num_symbols": 8}
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad value (before anything heavy runs)."""
+        from tasks import get_task
+
+        get_task(self.task, seq_len=self.seq_len, **self.task_options)
+        check_cell(self.cell)
+        parse_clip(self.clip)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"Unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
+            )
+        positive_ints = ("hidden", "batch_size", "max_steps", "eval_every", "val_size", "profile_size")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        if not (0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(f"momentum applies to --optimizer sgd only, got {self.optimizer!r}.")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}.")
+
+    @property
+    def clip_spec(self):
+        return parse_clip(self.clip)
+
+    @property
+    def run_name(self) -> str:
+        """``{task}-T{seq_len}-{cell}-{clip}-s{seed}``, the MLflow run name."""
+        return f"{self.task}-T{self.seq_len}-{self.cell}-{self.clip_spec}-s{self.seed}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["clip"] = str(self.clip_spec)  # canonical spelling: "clipnorm=1.0" -> "clipnorm=1"
+        return d
+
+    def config_hash(self) -> str:
+        """Stable hash of everything that defines the run (16 hex chars)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class EvalRecord:
+    """What one evaluation point measured."""
+
+    step: int
+    train_seconds: float
+    metrics: dict[str, float]  # train_loss, val_loss, [val_accuracy], grad_norm(_max), ...
+    profile: list[float]  # ‖∂L/∂x_t‖ for every input step t
+
+
+@dataclass
+class TrainResult:
+    status: str  # solved | unsolved | diverged
+    steps: int  # train steps run
+    train_seconds: float  # time in train steps only
+    steps_to_solve: int | None
+    seconds_to_solve: float | None
+    val_metrics: dict[str, float]
+    val_loss_ratio: float  # final val loss / task baseline
+    baseline_loss: float
+    stop_reason: str
+    history: list[EvalRecord]
+    model: Any = field(repr=False, default=None)
+
+    def summary(self) -> str:
+        """One line: status, steps and seconds to solve, final val loss / baseline."""
+        if self.status == SOLVED:
+            head = f"SOLVED in {self.steps_to_solve} steps, {self.seconds_to_solve:.1f} s of training"
+        elif self.status == DIVERGED:
+            head = f"DIVERGED at step {self.steps} ({self.stop_reason})"
+        else:
+            head = f"FAIL: unsolved after {self.steps} steps, {self.train_seconds:.1f} s ({self.stop_reason})"
+        extra = ""
+        if "val_accuracy" in self.val_metrics:
+            extra = f", val accuracy {self.val_metrics['val_accuracy']:.3f}"
+        return f"{head}; val loss / baseline = {self.val_loss_ratio:.3g}{extra}"
+
+
+class TrainCallbacks(Protocol):
+    """Hooks the loop calls (tracking and progress display implement them)."""
+
+    def on_start(self, config: TrainConfig, task, model) -> None: ...
+    def on_steps(self, step: int) -> None: ...
+    def on_eval(self, record: EvalRecord) -> None: ...
+
+
+def grad_decay_slope(profile: np.ndarray) -> float:
+    """Slope of log10 ‖∂L/∂x_t‖ per 100 steps of distance from the loss (last step).
+
+    Negative = gradients shrink with distance (vanishing); ~0 = they reach far back.
+    """
+    norms = np.maximum(np.asarray(profile, dtype=np.float64), PROFILE_FLOOR)
+    if len(norms) < 2 or not np.all(np.isfinite(norms)):
+        return float("nan")
+    distance = np.arange(len(norms))[::-1]  # the last step is at distance 0
+    slope = np.polyfit(distance, np.log10(norms), 1)[0]
+    return float(100.0 * slope)
+
+
+def make_optimizer(config: TrainConfig):
+    import keras
+
+    clip = config.clip_spec.optimizer_kwargs()
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.lr, **clip)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=config.lr, **clip)
+    return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum, **clip)
+
+
+def make_loss(task):
+    import keras
+
+    from tasks import MSE
+
+    if task.loss == MSE:
+        return keras.losses.MeanSquaredError()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+class _Stepper:
+    """The traced functions of one run: train step, window stats, eval, profile."""
+
+    def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
+        import tensorflow as tf
+
+        from tasks import FINAL_SCALAR, PER_STEP_CLASS
+
+        self.model, self.task, self.optimizer, self.loss_fn = model, task, optimizer, loss_fn
+        variables = model.trainable_variables
+        optimizer.build(variables)
+        scalar = task.output_kind == FINAL_SCALAR
+        y_dtype = tf.float32 if scalar else tf.int64
+        y_shape = [None] if task.output_kind != PER_STEP_CLASS else [None, None]
+        x_spec = tf.TensorSpec([None, None, task.input_dim], tf.float32)
+        y_spec = tf.TensorSpec(y_shape, y_dtype)
+        # Window accumulators, read by the host once per evaluation.
+        self.acc = tf.Variable(tf.zeros([7], tf.float32), trainable=False)
+        kind, tau = clip.kind, clip.tau
+
+        def compute_loss(y, pred):
+            if scalar:
+                pred = tf.reshape(pred, [-1])
+            return loss_fn(y, pred)
+
+        def clip_fired(grads, gnorm):
+            if kind == "global_clipnorm":
+                return gnorm > tau
+            if kind == "clipnorm":
+                return tf.reduce_any(tf.stack([tf.norm(g) > tau for g in grads]))
+            if kind == "clipvalue":
+                return tf.reduce_any(tf.stack([tf.reduce_max(tf.abs(g)) > tau for g in grads]))
+            return tf.constant(False)
+
+        @tf.function(input_signature=[x_spec, y_spec], reduce_retracing=True)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = compute_loss(y, model(x, training=True))
+            grads = tape.gradient(loss, variables)
+            gnorm = tf.linalg.global_norm(grads)
+            fired = tf.cast(clip_fired(grads, gnorm), tf.float32)
+            optimizer.apply(grads, variables)  # Keras clips here, exactly as configured
+            finite = tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(gnorm), tf.float32)
+            a = self.acc
+            # [steps, sum grad_norm, max grad_norm, clipped steps, sum loss, last loss, non-finite]
+            a.assign(
+                tf.stack(
+                    [
+                        a[0] + 1.0,
+                        a[1] + gnorm,
+                        tf.maximum(a[2], gnorm),
+                        a[3] + fired,
+                        a[4] + loss,
+                        loss,
+                        tf.maximum(a[6], 1.0 - finite),
+                    ]
+                )
+            )
+            return loss
+
+        @tf.function(input_signature=[x_spec])
+        def predict(x):
+            return model(x, training=False)
+
+        @tf.function(input_signature=[x_spec, y_spec])
+        def profile(x, y):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pred = model(x, training=False)
+                if task.output_kind == PER_STEP_CLASS and hasattr(task, "recall_slice"):
+                    s = task.recall_slice  # copy: the loss at the recall positions
+                    loss = loss_fn(y[:, s.start : s.stop], pred[:, s.start : s.stop])
+                else:
+                    loss = compute_loss(y, pred)
+            g = tape.gradient(loss, x)  # [batch, time, features]
+            return tf.sqrt(tf.reduce_sum(tf.square(g), axis=[0, 2]))
+
+        self.train_step, self.predict, self.profile = train_step, predict, profile
+
+    def read_window(self) -> dict[str, float]:
+        a = self.acc.numpy().astype(np.float64)
+        self.acc.assign(np.zeros(7, np.float32))
+        n = max(a[0], 1.0)
+        return {
+            "steps": a[0],
+            "grad_norm": a[1] / n,
+            "grad_norm_max": a[2],
+            "clip_fraction": a[3] / n,
+            "train_loss": a[4] / n,
+            "last_loss": a[5],
+            "nonfinite": a[6],
+        }
+
+    def evaluate(self, x, y, chunk: int = 500) -> dict[str, float]:
+        preds = [self.predict(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)]
+        m = self.task.evaluate(y, np.concatenate(preds))
+        return {f"val_{k}": v for k, v in m.items()}
+
+
+def _batches(task, batch_size: int, rng: np.random.Generator):
+    """Endless fresh batches, drawn ``DATA_CHUNK`` at a time in one vectorised call."""
+    while True:
+        x, y = task.generate(batch_size * DATA_CHUNK, rng)
+        for i in range(DATA_CHUNK):
+            s = slice(i * batch_size, (i + 1) * batch_size)
+            yield x[s], y[s]
+
+
+def train(
+    config: TrainConfig, callbacks: TrainCallbacks | None = None, model=None
+) -> TrainResult:
+    """Train one model and measure it.
+
+    Args:
+        config: the run's settings (validated here).
+        callbacks: optional hooks for tracking and progress (see ``TrainCallbacks``).
+        model: optional pre-built model (default: ``build_model`` from the config).
+
+    Returns:
+        A ``TrainResult``; divergence is a result (``status="diverged"``), not an error.
+    """
+    config.validate()
+    from suite.backend import configure
+
+    configure()
+    from suite.models import build_model
+    from tasks import get_task
+
+    task = get_task(config.task, seq_len=config.seq_len, **config.task_options)
+    baseline = task.baseline_loss
+    model = model or build_model(config.cell, task, hidden=config.hidden, seed=config.seed)
+    stepper = _Stepper(model, task, make_optimizer(config), make_loss(task), config.clip_spec)
+    data = _batches(task, config.batch_size, np.random.default_rng(config.seed))
+    x_val, y_val = task.generate(config.val_size, np.random.default_rng(config.seed + 10**6))
+    px, py = x_val[: config.profile_size], y_val[: config.profile_size]
+    if callbacks:
+        callbacks.on_start(config, task, model)
+
+    history: list[EvalRecord] = []
+    step, train_seconds = 0, 0.0
+    status, reason = UNSOLVED, "max_steps reached"
+    steps_to_solve = seconds_to_solve = None
+    val: dict[str, float] = {}
+    while step < config.max_steps:
+        n = min(config.eval_every, config.max_steps - step)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            x, y = next(data)
+            stepper.train_step(x, y)
+        train_seconds += time.perf_counter() - t0
+        step += n
+        if callbacks:
+            callbacks.on_steps(step)
+
+        window = stepper.read_window()
+        val = stepper.evaluate(x_val, y_val)
+        prof = stepper.profile(px, py).numpy().astype(np.float64)
+        metrics = {
+            "train_loss": window["train_loss"],
+            **val,
+            "grad_norm": window["grad_norm"],
+            "grad_norm_max": window["grad_norm_max"],
+            "clip_fraction": window["clip_fraction"],
+            "grad_decay": grad_decay_slope(prof),
+            "val_loss_ratio": val["val_loss"] / baseline,
+        }
+        record = EvalRecord(step, train_seconds, metrics, prof.tolist())
+        history.append(record)
+        if callbacks:
+            callbacks.on_eval(record)
+
+        limit = DIVERGENCE_FACTOR * baseline
+        bad = [k for k in ("train_loss", "val_loss", "grad_norm") if not math.isfinite(metrics[k])]
+        if window["nonfinite"] or bad:
+            status, reason = DIVERGED, f"non-finite {', '.join(bad) or 'loss'}"
+            break
+        if metrics["train_loss"] > limit or metrics["val_loss"] > limit:
+            status, reason = DIVERGED, f"loss above {DIVERGENCE_FACTOR:g}x baseline"
+            break
+        if task.solved(val):
+            status, reason = SOLVED, "solved"
+            steps_to_solve, seconds_to_solve = step, train_seconds
+            break
+        if config.max_seconds is not None and train_seconds >= config.max_seconds:
+            reason = "max_seconds reached"
+            break
+
+    val_loss = val.get("val_loss", float("nan"))
+    return TrainResult(
+        status=status,
+        steps=step,
+        train_seconds=train_seconds,
+        steps_to_solve=steps_to_solve,
+        seconds_to_solve=seconds_to_solve,
+        val_metrics=val,
+        val_loss_ratio=val_loss / baseline if math.isfinite(val_loss) else float("inf"),
+        baseline_loss=baseline,
+        stop_reason=reason,
+        history=history,
+        model=model,
+    )
