@@ -56,7 +56,9 @@ def tasks_cmd(
 
     if seq_len < 1:
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
-    too_short = [f"{n} (min {TASKS[n].min_seq_len})" for n in TASK_NAMES if seq_len < TASKS[n].min_seq_len]
+    too_short = [
+        f"{n} (min {TASKS[n].min_seq_len})" for n in TASK_NAMES if seq_len < TASKS[n].min_seq_len
+    ]
     if too_short:
         raise UserError(f"--seq-len {seq_len} is below the minimum of: {', '.join(too_short)}.")
     rows = [_task_or_error(n, seq_len).describe() for n in TASK_NAMES]
@@ -74,7 +76,8 @@ def tasks_cmd(
         table.add_row(
             r["name"],
             f"[{r['input_length']}, {r['input_dim']}]",
-            r["output_kind"].replace("_", " ") + (f" ({r['num_classes']})" if r["num_classes"] else ""),
+            r["output_kind"].replace("_", " ")
+            + (f" ({r['num_classes']})" if r["num_classes"] else ""),
             "MSE" if r["loss"] == "mse" else "cross-entropy",
             f"{r['baseline_loss']:.4f}",
             r["solved_when"],
@@ -120,7 +123,9 @@ def train_cmd(
     cell: Annotated[str, typer.Option(help="Cell: simple_rnn | irnn | lstm | gru.")] = "lstm",
     clip: Annotated[
         str,
-        typer.Option(help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names)."),
+        typer.Option(
+            help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names)."
+        ),
     ] = "none",
     hidden: Annotated[int, typer.Option(help="Recurrent units.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Fresh samples per train step.")] = 64,
@@ -131,7 +136,9 @@ def train_cmd(
     max_seconds: Annotated[
         float | None, typer.Option(help="Stop after this much training time (eval excluded).")
     ] = None,
-    eval_every: Annotated[int, typer.Option(help="Steps between evaluations and diagnostics.")] = 100,
+    eval_every: Annotated[
+        int, typer.Option(help="Steps between evaluations and diagnostics.")
+    ] = 100,
     seed: Annotated[int, typer.Option(help="Seeds data and weights.")] = 0,
     option: Annotated[
         list[str] | None,
@@ -139,10 +146,14 @@ def train_cmd(
     ] = None,
     tracking_uri: Annotated[
         str | None,
-        typer.Option(help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+        typer.Option(
+            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
-    device: Annotated[str, typer.Option(help="auto | cpu | gpu (auto: GPU when TensorFlow sees one).")] = "auto",
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | gpu (auto: GPU when TensorFlow sees one).")
+    ] = "auto",
 ) -> None:
     """Train one cell with one clip setting on one task; log it to MLflow.
 
@@ -153,9 +164,19 @@ def train_cmd(
     from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     config = TrainConfig(
-        task=task, seq_len=seq_len, cell=cell, clip=clip, hidden=hidden, batch_size=batch_size,
-        optimizer=optimizer, lr=lr, momentum=momentum, max_steps=max_steps,
-        max_seconds=max_seconds, eval_every=eval_every, seed=seed,
+        task=task,
+        seq_len=seq_len,
+        cell=cell,
+        clip=clip,
+        hidden=hidden,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        max_steps=max_steps,
+        max_seconds=max_seconds,
+        eval_every=eval_every,
+        seed=seed,
         task_options=_parse_options(option),
     )
     try:
@@ -183,7 +204,9 @@ def train_cmd(
     from tracking.mlflow_runs import run_and_log
 
     console = Console(stderr=True)
-    console.print(f"[bold]{config.run_name}[/] on {dev['device_name']} -> {uri} (experiment {experiment!r})")
+    console.print(
+        f"[bold]{config.run_name}[/] on {dev['device_name']} -> {uri} (experiment {experiment!r})"
+    )
     with TrainProgress(config.max_steps, "train", console) as progress:
         run_id, result = run_and_log(config, uri, experiment, callbacks=[progress])
     print(f"{config.run_name}: {result.summary()}  [run {run_id}]")

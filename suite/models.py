@@ -69,9 +69,7 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
         rnn = keras.layers.SimpleRNN(activation="tanh", **common)
     elif cell == "irnn":
         common["recurrent_initializer"] = init.Identity()
-        rnn = keras.layers.SimpleRNN(
-            activation="relu", bias_initializer=init.Zeros(), **common
-        )
+        rnn = keras.layers.SimpleRNN(activation="relu", bias_initializer=init.Zeros(), **common)
     elif cell == "lstm":
         rnn = keras.layers.LSTM(**CUDNN_REQUIREMENTS, **common)
     else:

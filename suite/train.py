@@ -72,7 +72,14 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
             )
-        positive_ints = ("hidden", "batch_size", "max_steps", "eval_every", "val_size", "profile_size")
+        positive_ints = (
+            "hidden",
+            "batch_size",
+            "max_steps",
+            "eval_every",
+            "val_size",
+            "profile_size",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -135,7 +142,9 @@ class TrainResult:
     def summary(self) -> str:
         """One line: status, steps and seconds to solve, final val loss / baseline."""
         if self.status == SOLVED:
-            head = f"SOLVED in {self.steps_to_solve} steps, {self.seconds_to_solve:.1f} s of training"
+            head = (
+                f"SOLVED in {self.steps_to_solve} steps, {self.seconds_to_solve:.1f} s of training"
+            )
         elif self.status == DIVERGED:
             head = f"DIVERGED at step {self.steps} ({self.stop_reason})"
         else:
@@ -296,9 +305,7 @@ def _batches(task, batch_size: int, rng: np.random.Generator):
             yield x[s], y[s]
 
 
-def train(
-    config: TrainConfig, callbacks: TrainCallbacks | None = None, model=None
-) -> TrainResult:
+def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=None) -> TrainResult:
     """Train one model and measure it.
 
     Args:

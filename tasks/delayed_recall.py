@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from tasks.base import CROSSENTROPY, FINAL_CLASS, Task, one_hot
+from tasks.base import CROSSENTROPY, FINAL_CLASS, Task
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class DelayedRecallTask(Task):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.num_symbols, bool) or not isinstance(self.num_symbols, (int, np.integer)):
+        if isinstance(self.num_symbols, bool) or not isinstance(
+            self.num_symbols, (int, np.integer)
+        ):
             raise TypeError(f"num_symbols must be an integer >= 2, got {self.num_symbols!r}.")
         if self.num_symbols < 2:
             raise ValueError(f"num_symbols must be >= 2, got num_symbols={self.num_symbols}.")

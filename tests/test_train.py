@@ -16,7 +16,18 @@ from tasks import get_task
 CLIPS = ("none", "clipnorm=1", "global_clipnorm=1", "clipvalue=0.5")
 TINY = dict(seq_len=10, hidden=8, batch_size=16, max_steps=20, eval_every=10, val_size=64)
 
-PARAMS = ("task", "seq_len", "cell", "clip", "hidden", "batch_size", "optimizer", "lr", "seed", "max_steps")
+PARAMS = (
+    "task",
+    "seq_len",
+    "cell",
+    "clip",
+    "hidden",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "seed",
+    "max_steps",
+)
 STEPPED = ("train_loss", "val_loss", "grad_norm", "clip_fraction", "grad_decay")
 FINAL = ("solved", "val_loss_ratio")
 
@@ -56,7 +67,9 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
         for t in ("rnnbench.version", "rnnbench.git_commit", "rnnbench.device"):
             assert run.data.tags[t]
         ratio = run.data.metrics["val_loss_ratio"]
-        assert math.isclose(ratio, result.val_metrics["val_loss"] / result.baseline_loss, rel_tol=1e-6)
+        assert math.isclose(
+            ratio, result.val_metrics["val_loss"] / result.baseline_loss, rel_tol=1e-6
+        )
         if clip == "none":
             assert all(h.value == 0.0 for h in client.get_metric_history(run_id, "clip_fraction"))
         if i == 0:  # the logged model reloads and predicts the same outputs
@@ -79,7 +92,10 @@ def test_grad_profile_artifact(sqlite_uri, tmp_path):
     cfg = TrainConfig(task="copy", cell="gru", **TINY)
     run_id, result = run_and_log(cfg, sqlite_uri, "profile", log_model=False)
     path = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="grad_profile.json", dst_path=str(tmp_path), tracking_uri=sqlite_uri
+        run_id=run_id,
+        artifact_path="grad_profile.json",
+        dst_path=str(tmp_path),
+        tracking_uri=sqlite_uri,
     )
     prof = json.loads(open(path).read())
     assert prof["steps"] == [10, 20]
@@ -154,7 +170,9 @@ def test_same_seed_same_numbers_on_cpu():
     a, b = train(cfg), train(cfg)
     assert [r.metrics for r in a.history] == [r.metrics for r in b.history]
     assert a.history[-1].profile == b.history[-1].profile
-    c = train(TrainConfig(task="delayed_recall", cell="gru", clip="clipnorm=1", **{**TINY, "seed": 1}))
+    c = train(
+        TrainConfig(task="delayed_recall", cell="gru", clip="clipnorm=1", **{**TINY, "seed": 1})
+    )
     assert c.history[-1].metrics["val_loss"] != a.history[-1].metrics["val_loss"]
 
 

@@ -56,7 +56,9 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 if resp.status != 200:
-                    raise TrackingError(f"tracking server {uri} answered HTTP {resp.status} on /health")
+                    raise TrackingError(
+                        f"tracking server {uri} answered HTTP {resp.status} on /health"
+                    )
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise TrackingError(
