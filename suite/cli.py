@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -210,6 +211,136 @@ def train_cmd(
     with TrainProgress(config.max_steps, "train", console) as progress:
         run_id, result = run_and_log(config, uri, experiment, callbacks=[progress])
     print(f"{config.run_name}: {result.summary()}  [run {run_id}]")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: Annotated[str, typer.Argument(help="A preset (quick, standard, paper) or a FILE.toml.")],
+    workers: Annotated[
+        int | None, typer.Option(help="Training processes at once [default: one per core, max 8].")
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local | ray (Ray: pip install 'rnnbench[cluster]').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume/--no-resume", help="Skip configs that already have a FINISHED run."),
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the grid and what resume skips.")
+    ] = False,
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the spec's TOML (copy it to edit).")
+    ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
+    device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
+) -> None:
+    """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
+
+    Resumable: run the same command again after a crash, kill or Ctrl-C to finish the rest.
+    """
+    from suite.backend import DEVICES
+    from suite.spec import SpecError, load_spec
+    from suite.sweep import check_executor, default_workers
+    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    try:
+        sweep_spec = load_spec(spec)
+    except SpecError as e:
+        raise UserError(str(e)) from None
+    if show:
+        print(sweep_spec.source, end="")
+        return
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}.")
+    if device not in DEVICES:
+        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+    check_executor(executor, ray_address, uri)
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    grid = sweep_spec.grid()
+    store_exists = not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
+    if dry_run and not store_exists:
+        plan_done: dict = {}
+    else:
+        _quiet_mlflow()
+        from suite.sweep import plan_sweep
+
+        plan = plan_sweep(sweep_spec, uri, experiment, resume=resume)
+        plan_done = plan.done
+    if dry_run:
+        for c in grid:
+            mark = "skip (finished)" if c.config_hash() in plan_done else "run"
+            print(f"{mark:16} {c.run_name}")
+        print(
+            f"{len(grid)} configs; {len(plan_done)} finished (skipped on resume); {len(grid) - len(plan_done)} to run"
+        )
+        return
+
+    from suite.sweep import run_sweep, summary_rows
+
+    console.print(
+        f"[bold]sweep {sweep_spec.name}[/]: {len(grid)} configs, {len(plan.done)} already finished, "
+        f"{len(plan.todo)} to run on {workers if executor == 'local' else 'Ray'} "
+        f"{'workers' if executor == 'local' else ''} -> {uri} (experiment {experiment!r})"
+    )
+    outcome = run_sweep(plan, uri, experiment, workers, executor, ray_address, device, console)
+    if outcome.interrupted:
+        console.print(
+            f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"
+            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+            + (f" --experiment {experiment}" if experiment != "rnnbench" else "")
+        )
+        raise typer.Exit(130)
+    _print_summary(summary_rows(plan, uri, experiment), sweep_spec.name)
+    print(f"parent run {outcome.parent_run_id}; failed runs: {len(outcome.failed)}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(rows: list[dict], name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep {name}: solved seeds / runs, median steps and seconds to solve")
+    for col in ("task@T", "cell", "clip", "result", "steps", "seconds", "best val/base"):
+        table.add_column(col, no_wrap=col in ("task@T", "clip"))
+    for r in rows:
+        if r["finished"] < r["runs"]:
+            result = f"[yellow]{r['solved']}/{r['runs']} ({r['runs'] - r['finished']} missing)[/]"
+        elif r["solved"]:
+            result = f"[green]{r['solved']}/{r['runs']} solved[/]"
+        else:
+            result = "[red]FAIL[/]"
+        if r["diverged"]:
+            result += f" [magenta]{r['diverged']} diverged[/]"
+        table.add_row(
+            f"{r['task']}@{r['seq_len']}",
+            r["cell"],
+            r["clip"],
+            result,
+            f"{r['median_steps']:.0f}" if r["median_steps"] is not None else "-",
+            f"{r['median_seconds']:.1f}" if r["median_seconds"] is not None else "-",
+            f"{r['best_ratio']:.3g}" if r["best_ratio"] is not None else "-",
+        )
+    Console(width=max(100, Console().width)).print(table)
 
 
 def _one_line(msg: str) -> str:

@@ -22,4 +22,3 @@ def test_irnn_solves_adding_50_where_tanh_rnn_does_not():
         )
     )
     assert tanh.status != "solved", tanh.summary()
-    assert tanh.val_loss_ratio > 0.5  # near the baseline: it never learned the dependency

@@ -1,0 +1,185 @@
+"""Sweep specs: a TOML file (or a named preset shipped in ``suite/presets/``) -> a grid.
+
+A spec lists tasks, seq_lens, cells, clips and seeds, the shared training settings of
+``rnnbench train`` under ``[train]``, and per-task overrides under ``[overrides.TASK]``
+(any ``[train]`` key, plus ``seq_lens`` and the task's ``options``)::
+
+    name = "mine"
+    tasks = ["adding", "copy"]
+    seq_lens = [50, 100]
+    cells = ["simple_rnn", "irnn", "lstm", "gru"]
+    clips = ["none", "global_clipnorm=1"]
+    seeds = [0, 1, 2]
+
+    [train]
+    hidden = 64
+    max_steps = 2000
+
+    [overrides.copy]
+    seq_lens = [20, 50]
+    max_steps = 4000
+
+Example:
+    >>> spec = load_spec("quick")
+    >>> len(spec.grid()) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+from suite.train import TrainConfig
+
+GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
+TOP_KEYS = ("name", "description", *GRID_KEYS, "train", "overrides")
+# TrainConfig fields a spec may set (the grid axes are set by the grid itself).
+TRAIN_KEYS = tuple(
+    f.name
+    for f in fields(TrainConfig)
+    if f.name not in ("task", "seq_len", "cell", "clip", "seed", "task_options")
+)
+OVERRIDE_KEYS = (*TRAIN_KEYS, "seq_lens", "options")
+
+
+class SpecError(ValueError):
+    """A spec problem, with the key and (where it can be found) the line."""
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        p.name[:-5] for p in resources.files("suite.presets").iterdir() if p.name.endswith(".toml")
+    )
+
+
+def preset_text(name: str) -> str:
+    path = resources.files("suite.presets") / f"{name}.toml"
+    if not path.is_file():
+        raise SpecError(
+            f"Unknown preset {name!r}; presets: {', '.join(preset_names())}, or a path to a .toml file."
+        )
+    return path.read_text()
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    tasks: list[str]
+    seq_lens: list[int]
+    cells: list[str]
+    clips: list[str]
+    seeds: list[int]
+    train: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+    description: str = ""
+    source: str = ""  # the TOML text
+    origin: str = ""  # preset name or file path
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256("\n".join(c.config_hash() for c in self.grid()).encode()).hexdigest()[
+            :16
+        ]
+
+    def grid(self) -> list[TrainConfig]:
+        """Every config of the sweep, validated, in a stable order."""
+        out = []
+        for task in self.tasks:
+            ov = dict(self.overrides.get(task, {}))
+            lens = ov.pop("seq_lens", self.seq_lens)
+            options = ov.pop("options", {})
+            settings = {**self.train, **ov}
+            for seq_len, cell, clip, seed in itertools.product(
+                lens, self.cells, self.clips, self.seeds
+            ):
+                cfg = TrainConfig(
+                    task=task,
+                    seq_len=seq_len,
+                    cell=cell,
+                    clip=clip,
+                    seed=seed,
+                    task_options=dict(options),
+                    **settings,
+                )
+                try:
+                    cfg.validate()
+                except (ValueError, TypeError) as e:
+                    raise SpecError(f"spec {self.origin}: {e}") from None
+                out.append(cfg)
+        return out
+
+
+def _line_of(text: str, key: str) -> str:
+    for i, line in enumerate(text.splitlines(), 1):
+        if re.match(rf"\s*(\[+\s*)?[\w.\"]*\b{re.escape(key)}\b", line):
+            return f" (line {i})"
+    return ""
+
+
+def load_spec(name_or_path: str) -> SweepSpec:
+    """Load a preset by name or a TOML file by path, validated.
+
+    Raises:
+        SpecError: unknown preset or file, TOML syntax error, unknown key, bad value,
+            empty grid. The message names the key and, where found, its line.
+    """
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or p.exists():
+        if not p.is_file():
+            raise SpecError(
+                f"Sweep file {name_or_path!r} not found; presets: {', '.join(preset_names())}."
+            )
+        text, origin = p.read_text(), str(p)
+    else:
+        text, origin = preset_text(name_or_path), name_or_path
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"TOML syntax error in {origin}: {e}") from None
+
+    def bad_key(key: str, where: str, allowed) -> SpecError:
+        return SpecError(
+            f"Unknown key {key!r}{where}{_line_of(text, key)} in {origin}; allowed: {', '.join(allowed)}."
+        )
+
+    for key in data:
+        if key not in TOP_KEYS:
+            raise bad_key(key, "", TOP_KEYS)
+    for key in data.get("train", {}):
+        if key not in TRAIN_KEYS:
+            raise bad_key(key, " in [train]", TRAIN_KEYS)
+    overrides = data.get("overrides", {})
+    for task, ov in overrides.items():
+        if task not in data.get("tasks", []):
+            raise SpecError(
+                f"[overrides.{task}]{_line_of(text, task)} in {origin} names a task not in tasks = {data.get('tasks')}."
+            )
+        for key in ov:
+            if key not in OVERRIDE_KEYS:
+                raise bad_key(key, f" in [overrides.{task}]", OVERRIDE_KEYS)
+    for key in GRID_KEYS:
+        value = data.get(key)
+        if not isinstance(value, list) or not value:
+            raise SpecError(
+                f"{key!r}{_line_of(text, key)} in {origin} must be a non-empty list, got {value!r} (empty grid)."
+            )
+    spec = SweepSpec(
+        name=str(data.get("name", Path(origin).stem)),
+        description=str(data.get("description", "")),
+        tasks=list(data["tasks"]),
+        seq_lens=list(data["seq_lens"]),
+        cells=list(data["cells"]),
+        clips=list(data["clips"]),
+        seeds=list(data["seeds"]),
+        train=dict(data.get("train", {})),
+        overrides={k: dict(v) for k, v in overrides.items()},
+        source=text,
+        origin=origin,
+    )
+    spec.grid()  # validates every config (unknown task/cell, bad clip, T < minimum, ...)
+    return spec

@@ -1,0 +1,456 @@
+"""Run a sweep: a parent MLflow run with one nested child run per config, resumable.
+
+- Resume (default): a config whose ``rnnbench.config_hash`` already has a FINISHED run in
+  the experiment is skipped; runs left RUNNING by a crash or kill are marked KILLED and
+  re-run. The parent run of an earlier attempt at the same grid is reused.
+- Local executor: ``workers`` long-lived worker processes (``suite.worker``), TensorFlow's
+  threads split so they don't oversubscribe the cores. Each worker writes its own runs to
+  the store (sqlite takes the few concurrent writes; see README). A worker that crashes
+  fails only its run.
+- Ray executor: one Ray task per config (``num_cpus=1`` or ``num_gpus=1``), logging to
+  the same tracking URI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from suite.errors import UserError
+from suite.spec import SweepSpec
+from suite.train import TrainConfig
+from suite.worker import MARK
+
+KIND_TAG, SPEC_HASH_TAG, SWEEP_TAG = "rnnbench.kind", "rnnbench.spec_hash", "rnnbench.sweep"
+
+
+def default_workers() -> int:
+    """One worker per core (an RNN step is a chain of small ops: processes beat threads)."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    grid: list[TrainConfig]
+    done: dict[str, str]  # config hash -> FINISHED run id (skipped when resuming)
+    stale: list[str]  # RUNNING run ids left by a crash (marked KILLED when the sweep starts)
+    parent_run_id: str | None  # an earlier attempt's parent run, reused when resuming
+
+    @property
+    def todo(self) -> list[TrainConfig]:
+        return [c for c in self.grid if c.config_hash() not in self.done]
+
+
+@dataclass
+class SweepOutcome:
+    parent_run_id: str
+    results: dict[str, dict] = field(default_factory=dict)  # hash -> worker result
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def plan_sweep(
+    spec: SweepSpec, tracking_uri: str, experiment: str, resume: bool = True
+) -> SweepPlan:
+    """Work out what a sweep will run, without starting anything."""
+    import mlflow
+
+    grid = spec.grid()
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    done: dict[str, str] = {}
+    stale: list[str] = []
+    parent = None
+    if resume and exp is not None:
+        hashes = {c.config_hash() for c in grid}
+        for run in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
+            h = run.data.tags.get("rnnbench.config_hash")
+            if h not in hashes:
+                continue
+            if run.info.status == "FINISHED":
+                done.setdefault(h, run.info.run_id)
+            elif run.info.status == "RUNNING":
+                stale.append(run.info.run_id)
+        parents = _all_runs(
+            client, exp.experiment_id, f"tags.`{SPEC_HASH_TAG}` = '{spec.spec_hash()}'"
+        )
+        if parents:
+            parent = max(parents, key=lambda r: r.info.start_time).info.run_id
+    return SweepPlan(spec, grid, done, stale, parent)
+
+
+def check_executor(executor: str, ray_address: str | None, tracking_uri: str) -> None:
+    if executor not in ("local", "ray"):
+        raise UserError(f"Unknown --executor {executor!r}; choose local or ray.")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "--executor ray needs Ray: install the cluster extra, pip install 'rnnbench[cluster]'."
+            ) from None
+        remote = ray_address not in (None, "", "local")
+        if remote and urlparse(tracking_uri).scheme in ("", "file", "sqlite"):
+            raise UserError(
+                f"a Ray cluster at {ray_address} runs on other machines, which cannot write the local "
+                f"store {tracking_uri}; start `mlflow server --host 0.0.0.0` and pass "
+                "--tracking-uri http://HOST:5000 reachable from every worker."
+            )
+
+
+class _LocalPool:
+    """``workers`` worker processes fed from one queue by one thread each."""
+
+    def __init__(self, workers: int, threads: int, device: str, log_dir: Path) -> None:
+        self.workers, self.threads, self.device, self.log_dir = workers, threads, device, log_dir
+        self.stopping = threading.Event()
+        self.procs: list[subprocess.Popen] = []
+        self.lock = threading.Lock()
+
+    def _spawn(self, slot: int) -> subprocess.Popen:
+        from suite.worker import set_parent_death_signal
+
+        log = open(self.log_dir / f"worker{slot}.log", "ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "suite.worker",
+            "--threads",
+            str(self.threads),
+            "--device",
+            self.device,
+        ]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            bufsize=1,
+            env=env,
+            preexec_fn=set_parent_death_signal,
+        )
+        with self.lock:
+            self.procs.append(proc)
+        return proc
+
+    def run(self, jobs: list[dict], on_start, on_done) -> None:
+        q: queue.Queue = queue.Queue()
+        for job in jobs:
+            q.put(job)
+
+        def slot_loop(slot: int) -> None:
+            proc = None
+            while not self.stopping.is_set():
+                try:
+                    job = q.get_nowait()
+                except queue.Empty:
+                    break
+                if proc is None or proc.poll() is not None:
+                    proc = self._spawn(slot)
+                on_start(job)
+                result = None
+                try:
+                    proc.stdin.write(json.dumps(job) + "\n")
+                    proc.stdin.flush()
+                    for line in proc.stdout:
+                        if line.startswith(MARK):
+                            result = json.loads(line[len(MARK) :])
+                            break
+                except (BrokenPipeError, OSError):
+                    pass
+                if result is None:  # the worker died mid-run
+                    if self.stopping.is_set():
+                        return
+                    code = proc.wait()
+                    tail = _tail(self.log_dir / f"worker{slot}.log")
+                    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                    result = {
+                        "ok": False,
+                        "crashed": True,
+                        "hash": job["hash"],
+                        "error": f"worker died ({how}){': ' + tail if tail else ''}",
+                    }
+                    proc = None
+                on_done(job, result)
+            if proc is not None and proc.poll() is None:
+                proc.stdin.close()
+                proc.wait()
+
+        threads = [
+            threading.Thread(target=slot_loop, args=(i,), daemon=True) for i in range(self.workers)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            self.stopping.set()
+            self.shutdown(grace=15)
+            raise
+
+    def shutdown(self, grace: float = 15) -> None:
+        """Workers got the same Ctrl-C (same process group) and mark their runs KILLED."""
+        deadline = time.time() + grace
+        with self.lock:
+            procs = list(self.procs)
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:500] if lines else ""
+
+
+def _run_ray(jobs, ray_address, device, on_start, on_done) -> None:
+    import ray
+
+    from suite.worker import run_job
+
+    if not ray.is_initialized():
+        ray.init(
+            address=ray_address or None,
+            include_dashboard=False,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+        )
+    use_gpu = device == "gpu"
+    remote = ray.remote(num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0, max_retries=0)(
+        run_job
+    )
+    pending = {}
+    for job in jobs:
+        pending[remote.remote(job, 1, device)] = job
+        on_start(job)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            job = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except Exception as e:  # a crashed Ray worker fails only this run
+                result = {
+                    "ok": False,
+                    "crashed": True,
+                    "hash": job["hash"],
+                    "error": f"{type(e).__name__}: {e}",
+                }
+            on_done(job, result)
+
+
+def run_sweep(
+    plan: SweepPlan,
+    tracking_uri: str,
+    experiment: str,
+    workers: int,
+    executor: str = "local",
+    ray_address: str | None = None,
+    device: str = "auto",
+    console=None,
+) -> SweepOutcome:
+    """Run ``plan.todo`` under a parent run; returns what happened."""
+    import mlflow
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    client = mlflow.MlflowClient(tracking_uri)
+    for run_id in plan.stale:  # left RUNNING by a crash or kill: mark KILLED, re-run
+        client.set_tag(run_id, "rnnbench.status", "killed")
+        client.set_terminated(run_id, "KILLED")
+    mlflow.set_tracking_uri(tracking_uri)
+    exp = mlflow.set_experiment(experiment)
+    spec = plan.spec
+    if plan.parent_run_id:
+        parent_id = plan.parent_run_id
+        client.update_run(parent_id, status="RUNNING")
+    else:
+        parent = client.create_run(
+            exp.experiment_id,
+            run_name=f"sweep-{spec.name}",
+            tags={
+                KIND_TAG: "sweep",
+                SPEC_HASH_TAG: spec.spec_hash(),
+                "rnnbench.spec_name": spec.name,
+            },
+        )
+        parent_id = parent.info.run_id
+        client.log_param(parent_id, "spec", spec.name)
+        client.log_param(parent_id, "origin", spec.origin)
+        client.log_param(parent_id, "grid_size", len(plan.grid))
+        for key in ("tasks", "seq_lens", "cells", "clips", "seeds"):
+            client.log_param(parent_id, key, ",".join(map(str, getattr(spec, key))))
+        client.log_text(parent_id, spec.source, "sweep.toml")
+    outcome = SweepOutcome(parent_id)
+    todo = plan.todo
+    jobs = [
+        {
+            "config": c.to_dict(),
+            "hash": c.config_hash(),
+            "name": c.run_name,
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+            "parent_run_id": parent_id,
+        }
+        for c in todo
+    ]
+    running: dict[str, str] = {}
+    lock = threading.Lock()
+    progress = Progress(
+        TextColumn("[bold]sweep {task.fields[spec]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[running]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    bar = progress.add_task("sweep", total=len(jobs), spec=spec.name, running="")
+
+    def show() -> None:
+        names = list(running.values())
+        text = ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
+        progress.update(bar, running=text)
+
+    def on_start(job) -> None:
+        with lock:
+            running[job["hash"]] = job["name"]
+            show()
+
+    def on_done(job, result) -> None:
+        with lock:
+            running.pop(job["hash"], None)
+            outcome.results[job["hash"]] = result
+            if not result.get("ok"):
+                outcome.failed.append(job["name"])
+                if result.get("crashed"):
+                    _mark_crashed(
+                        client, exp.experiment_id, parent_id, job["hash"], result["error"]
+                    )
+                progress.console.print(f"[red]FAILED[/] {job['name']}: {result['error'][:300]}")
+            progress.advance(bar)
+            show()
+
+    try:
+        with progress:
+            if executor == "ray":
+                _run_ray(jobs, ray_address, device, on_start, on_done)
+            else:
+                threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+                with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:
+                    pool = _LocalPool(min(workers, max(1, len(jobs))), threads, device, Path(logs))
+                    pool.run(jobs, on_start, on_done)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        exp_runs = _all_runs(
+            client, exp.experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'"
+        )
+        for run in exp_runs:
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "rnnbench.status", "killed")
+                client.set_terminated(run.info.run_id, "KILLED")
+        client.set_terminated(parent_id, "KILLED")
+        return outcome
+    client.set_terminated(parent_id, "FAILED" if outcome.failed else "FINISHED")
+    return outcome
+
+
+def _mark_crashed(client, experiment_id: str, parent_id: str, config_hash: str, error: str) -> None:
+    """The worker died: its run (if it got that far) is RUNNING; record it as FAILED."""
+    flt = f"tags.`rnnbench.config_hash` = '{config_hash}' and tags.`mlflow.parentRunId` = '{parent_id}'"
+    for run in _all_runs(client, experiment_id, flt):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "rnnbench.status", "failed")
+            client.set_tag(run.info.run_id, "rnnbench.error", error[:5000])
+            client.set_terminated(run.info.run_id, "FAILED")
+
+
+def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[dict]:
+    """One row per task@T × cell × clip, aggregated over seeds, read back from MLflow."""
+    import statistics
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    by_hash: dict[str, object] = {}
+    if exp is not None:
+        for run in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
+            h = run.data.tags["rnnbench.config_hash"]
+            best = by_hash.get(h)
+            if run.info.status == "FINISHED" and (
+                best is None or run.info.start_time > best.info.start_time
+            ):
+                by_hash[h] = run
+    groups: dict[tuple, list] = {}
+    for c in plan.grid:
+        groups.setdefault((c.task, c.seq_len, c.cell, str(c.clip_spec)), []).append(
+            by_hash.get(c.config_hash())
+        )
+    rows = []
+    for (task, T, cell, clip), runs in groups.items():
+        got = [r for r in runs if r is not None]
+        statuses = [r.data.tags.get("rnnbench.status", "?") for r in got]
+        solved = [r for r in got if r.data.tags.get("rnnbench.status") == "solved"]
+        rows.append(
+            {
+                "task": task,
+                "seq_len": T,
+                "cell": cell,
+                "clip": clip,
+                "runs": len(runs),
+                "finished": len(got),
+                "solved": len(solved),
+                "diverged": statuses.count("diverged"),
+                "median_steps": statistics.median(r.data.metrics["steps_to_solve"] for r in solved)
+                if solved
+                else None,
+                "median_seconds": statistics.median(
+                    r.data.metrics["seconds_to_solve"] for r in solved
+                )
+                if solved
+                else None,
+                "best_ratio": min(
+                    (r.data.metrics.get("val_loss_ratio", float("inf")) for r in got), default=None
+                ),
+            }
+        )
+    return rows

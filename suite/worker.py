@@ -1,0 +1,90 @@
+"""A sweep worker: trains the configs it is sent, one at a time, each in its own MLflow run.
+
+Local sweeps start ``python -m suite.worker --threads N --device D`` processes that read one
+JSON job per line on stdin and answer one ``@@rnnbench@@ {json}`` line on stdout per job.
+A worker that crashes (even a segfault) takes down only the job it was running; the sweep
+records that run as FAILED and starts a fresh worker. On Linux a worker dies with its sweep
+(``PR_SET_PDEATHSIG``), so a ``kill -9`` of the sweep leaves no orphan to finish a run twice.
+The Ray executor calls :func:`run_job` inside Ray tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+MARK = "@@rnnbench@@ "
+
+
+def set_parent_death_signal() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+
+
+def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict:
+    """Train one sweep job and return a JSON-friendly summary.
+
+    Args:
+        job: ``{"config": TrainConfig fields, "tracking_uri", "experiment", "parent_run_id"}``.
+    """
+    import logging
+
+    from suite.backend import configure
+
+    configure(device=device, threads=threads)
+    import mlflow  # noqa: F401
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from suite.train import TrainConfig
+    from tracking.mlflow_runs import run_and_log
+
+    config = TrainConfig(**job["config"])
+    try:
+        run_id, r = run_and_log(
+            config,
+            job["tracking_uri"],
+            job["experiment"],
+            parent_run_id=job.get("parent_run_id"),
+            extra_tags={"rnnbench.sweep": job.get("parent_run_id") or ""},
+        )
+    except Exception as e:  # recorded as FAILED by run_and_log; the sweep goes on
+        return {"ok": False, "hash": config.config_hash(), "error": f"{type(e).__name__}: {e}"}
+    return {
+        "ok": True,
+        "hash": config.config_hash(),
+        "run_id": run_id,
+        "status": r.status,
+        "steps": r.steps,
+        "steps_to_solve": r.steps_to_solve,
+        "seconds_to_solve": r.seconds_to_solve,
+        "train_seconds": r.train_seconds,
+        "val_loss_ratio": r.val_loss_ratio,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    set_parent_death_signal()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        result = run_job(json.loads(line), threads=args.threads, device=args.device)
+        sys.stdout.write(MARK + json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
