@@ -215,10 +215,18 @@ class _LocalPool:
             raise
 
     def shutdown(self, grace: float = 15) -> None:
-        """Workers got the same Ctrl-C (same process group) and mark their runs KILLED."""
+        """SIGTERM every worker (its run in flight ends KILLED), then wait, then kill."""
+        import signal
+
         deadline = time.time() + grace
         with self.lock:
             procs = list(self.procs)
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except OSError:
+                    pass
         for p in procs:
             try:
                 p.wait(max(0.1, deadline - time.time()))
@@ -369,6 +377,12 @@ def run_sweep(
             progress.advance(bar)
             show()
 
+    import signal
+
+    def on_sigterm(signum, frame):  # `kill PID` stops the sweep as cleanly as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with progress:
             if executor == "ray":
@@ -389,6 +403,8 @@ def run_sweep(
                 client.set_terminated(run.info.run_id, "KILLED")
         client.set_terminated(parent_id, "KILLED")
         return outcome
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     client.set_terminated(parent_id, "FAILED" if outcome.failed else "FINISHED")
     return outcome
 

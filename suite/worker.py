@@ -72,18 +72,38 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
     }
 
 
+def _stop_on_sigterm() -> None:
+    """The sweep stops a worker with SIGTERM: the run in flight ends KILLED, then we exit.
+
+    Ctrl-C in a terminal reaches every process of the group; workers ignore SIGINT and
+    leave it to the sweep, which sends SIGTERM, so the KILLED bookkeeping is not cut short.
+    """
+    import signal
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the clean-up finish
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     set_parent_death_signal()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        result = run_job(json.loads(line), threads=args.threads, device=args.device)
-        sys.stdout.write(MARK + json.dumps(result) + "\n")
-        sys.stdout.flush()
+    _stop_on_sigterm()
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            result = run_job(json.loads(line), threads=args.threads, device=args.device)
+            sys.stdout.write(MARK + json.dumps(result) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":
