@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from tests.conftest import run_cli
+from conftest import run_cli
 
 BAD = [
     (["--task", "nope"], "nope"),

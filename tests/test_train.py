@@ -149,7 +149,7 @@ def test_clipnorm_and_clipvalue_fire():
 
 
 def test_divergence_is_a_result_not_an_error(sqlite_uri, tmp_path):
-    from tests.conftest import run_cli
+    from conftest import run_cli
 
     out = run_cli(
         "train", "--task", "adding", "--seq-len", "10", "--cell", "simple_rnn", "--hidden", "8",
@@ -185,8 +185,7 @@ def test_config_hash_is_stable_and_discriminating():
 
 def test_run_against_a_real_mlflow_server(mlflow_server, tmp_path):
     import mlflow
-
-    from tests.conftest import run_cli
+    from conftest import run_cli
 
     out = run_cli(
         "train", "--task", "delayed_recall", "--seq-len", "6", "--cell", "lstm", "--hidden", "8",
