@@ -315,6 +315,67 @@ def sweep_cmd(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_cmd(
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
+    sweep: Annotated[
+        str | None, typer.Option(help="Parent run id of the sweep [default: the latest sweep].")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="Output folder [default: reports/<sweep name>/].")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+) -> None:
+    """Write report.md + figures for a sweep (solve table, curves, gradients, verdict) and attach them to its parent run."""
+    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise UserError(
+            f"no tracking store at {uri}; run `rnnbench sweep quick` first (or pass --tracking-uri)."
+        )
+    _quiet_mlflow()
+    from rich.console import Console
+
+    from suite.report import load_sweep, write_report
+
+    console = Console(stderr=True)
+    with console.status("reading the sweep from MLflow"):
+        data = load_sweep(uri, experiment, sweep)
+    out_dir = Path(out) if out else Path("reports") / data.name
+    with console.status("writing the report"):
+        path = write_report(data, out_dir)
+    from suite.report import verdict
+
+    print("Verdict:")
+    for sentence in verdict(data):
+        print(f"  - {sentence}")
+    print(
+        f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
+    )
+    ui_uri = (
+        uri
+        if not uri.startswith("sqlite:///")
+        else f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+    )
+    if uri.startswith(("http://", "https://")):
+        print(f"MLflow UI: {uri}")
+    else:
+        print(f"MLflow UI: mlflow ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000")
+        print(
+            '           then open http://127.0.0.1:5000 ("Model training" view; children are nested under the sweep run)'
+        )
+
+
 def _print_summary(rows: list[dict], name: str) -> None:
     from rich.console import Console
     from rich.table import Table
