@@ -376,6 +376,154 @@ def report_cmd(
         )
 
 
+@app.command("export")
+def export_cmd(
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment to pick winners from.")
+    ] = "rnnbench",
+    task: Annotated[
+        str | None, typer.Option(help="Export the winner of this task (with --seq-len).")
+    ] = None,
+    seq_len: Annotated[
+        int | None, typer.Option("--seq-len", "-T", help="... at this length.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Export the winner of every task@T.")] = False,
+    run: Annotated[str | None, typer.Option(help="Export this run id instead of a winner.")] = None,
+    out: Annotated[str, typer.Option(help="Folder for the .onnx files.")] = "reports/onnx",
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        ),
+    ] = None,
+) -> None:
+    """Export winning models to ONNX (native RNN/LSTM/GRU ops), check them in onnxruntime, register them.
+
+    Winner per task@T: the solved run with the smallest seconds_to_solve; if none solved, the lowest
+    val_loss_ratio, flagged unsolved. Registered as rnnbench-{task}-T{seq_len} with alias champion.
+    """
+    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    if not (all_ or run or task):
+        raise UserError("say what to export: --all, --task T --seq-len L, or --run RUN_ID.")
+    if seq_len is not None and seq_len < 1:
+        raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
+    if task is not None:
+        from tasks import TASK_NAMES
+
+        if task not in TASK_NAMES:
+            raise UserError(f"Unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}.")
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise UserError(
+            f"no tracking store at {uri}; no runs to export (run `rnnbench train` or a sweep first)."
+        )
+    _quiet_mlflow()
+    from suite.export import candidate_for_run, candidates, export_one, winners
+
+    if run:
+        chosen = [candidate_for_run(uri, run)]
+    else:
+        chosen = winners(candidates(uri, experiment), task, seq_len)
+    if not chosen:
+        what = f" for {task}" + (f"@{seq_len}" if seq_len else "") if task else ""
+        raise UserError(f"no finished runs to export{what} in experiment {experiment!r} at {uri}.")
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title="ONNX exports (onnxruntime vs Keras)")
+    for col in (
+        "task@T",
+        "cell",
+        "clip",
+        "status",
+        "ops",
+        "parity",
+        "metric",
+        "ORT/Keras b1",
+        "ORT/Keras b64",
+        "registered",
+    ):
+        table.add_column(col, no_wrap=col in ("task@T", "registered", "clip"))
+    bad = 0
+    for cand in chosen:
+        with console.status(
+            f"exporting {cand.task}@{cand.seq_len} ({cand.cell}, run {cand.run_id[:8]})"
+        ):
+            r = export_one(cand, uri, experiment, Path(out))
+        p, lat = r["parity"], r["latency"]
+        bad += not (p["parity_ok"] and p["metric_agrees"])
+        status = (
+            "[green]solved[/]" if cand.status == "solved" else f"[yellow]{cand.status.upper()}[/]"
+        )
+        table.add_row(
+            f"{cand.task}@{cand.seq_len}", cand.cell, cand.clip, status,
+            ",".join(o for o in r["ops"] if o in ("RNN", "LSTM", "GRU", "Loop")),
+            f"{p['parity_max_abs_diff']:.1e} " + ("ok" if p["parity_ok"] else "[red]FAIL[/]"),
+            "agrees" if p["metric_agrees"] else "[red]differs[/]",
+            f"{lat['speedup_b1']:.1f}x", f"{lat['speedup_b64']:.1f}x",
+            f"{r['registered']} (v{r['version']})",
+        )  # fmt: skip
+        print(f"{r['path']}  <- run {cand.run_id} ({cand.status})")
+    Console(width=max(140, Console().width)).print(table)
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("infer")
+def infer_cmd(
+    model: Annotated[
+        str, typer.Argument(help="A .onnx file or models:/rnnbench-TASK-TL@champion.")
+    ],
+    input: Annotated[
+        str | None, typer.Option("--input", help="Run on this .npy array [batch, time, features].")
+    ] = None,
+    n: Annotated[
+        int, typer.Option(help="Samples of fresh task data (from the model's metadata).")
+    ] = 512,
+    seq_len: Annotated[
+        int | None,
+        typer.Option("--seq-len", "-T", help="Length of the generated data [default: trained T]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for models:/ URIs.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run an exported model with onnxruntime (no TensorFlow): task metric, solved or not, latency."""
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}.")
+    if seq_len is not None and seq_len < 1:
+        raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
+    if model.startswith("models:/"):
+        _quiet_mlflow()
+    from suite.onnx_infer import run_inference
+
+    r = run_inference(model, input, n=n, seq_len=seq_len, seed=seed, tracking_uri=tracking_uri)
+    if as_json:
+        print(json.dumps(r, indent=2))
+        return
+    head = f"{r['task']}@{r['seq_len']} {r['cell']} ({r['clip']}), trained: {r['trained_status']}"
+    if "loss" in r:
+        acc = f", accuracy {r['accuracy']:.4f}" if "accuracy" in r else ""
+        verdict = "SOLVED" if r["solved"] else "FAIL (not solved)"
+        print(
+            f"{head}: {verdict} on {r['batch']} fresh samples; loss {r['loss']:.4g} "
+            f"(baseline {r['baseline_loss']:.4g}){acc}; solved when {r['solved_when']}"
+        )
+    else:
+        print(f"{head}: output shape {r['output_shape']} for input of {r['batch']} sequences")
+    print(
+        f"latency batch 1: p50 {r['latency_ms_b1_p50']:.3f} ms, p95 {r['latency_ms_b1_p95']:.3f} ms (onnxruntime)"
+    )
+
+
 def _print_summary(rows: list[dict], name: str) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -41,12 +41,20 @@ def recurrent_weights(cell: str, layer) -> dict[str, np.ndarray]:
     elif cell == "gru":
         bias = weights[2] if len(weights) > 2 else np.zeros((2, 3 * H), np.float32)
         W, R = kernel.T, recurrent.T  # both [z, r, h] in Keras and ONNX
-        B = np.concatenate([bias[0], bias[1]]) if bias.ndim == 2 else np.concatenate([bias, np.zeros_like(bias)])
+        B = (
+            np.concatenate([bias[0], bias[1]])
+            if bias.ndim == 2
+            else np.concatenate([bias, np.zeros_like(bias)])
+        )
     else:
         bias = weights[2] if len(weights) > 2 else np.zeros(H, np.float32)
         W, R = kernel.T, recurrent.T
         B = np.concatenate([bias, np.zeros(H, np.float32)])
-    return {"W": W[None].astype(np.float32), "R": R[None].astype(np.float32), "B": B[None].astype(np.float32)}
+    return {
+        "W": W[None].astype(np.float32),
+        "R": R[None].astype(np.float32),
+        "B": B[None].astype(np.float32),
+    }
 
 
 def build_onnx(model, cell: str, task, metadata: dict | None = None):
@@ -100,7 +108,11 @@ def build_onnx(model, cell: str, task, metadata: dict | None = None):
     graph = helper.make_graph(
         nodes,
         f"rnnbench_{task.name}_{cell}",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", "time", task.input_dim])],
+        [
+            helper.make_tensor_value_info(
+                INPUT_NAME, TensorProto.FLOAT, ["batch", "time", task.input_dim]
+            )
+        ],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)],
         initializer=inits,
     )

@@ -1,0 +1,259 @@
+"""Export winners to ONNX, check them in onnxruntime, register them in MLflow.
+
+Winner per task@T: among ``solved`` runs the smallest ``seconds_to_solve`` (tie: lowest
+val loss ratio); when none solved, the lowest ``val_loss_ratio``, exported but flagged
+``unsolved`` (in the file's metadata, the export run's tags and the printed table).
+
+Checks (printed and logged on the export run): ``onnx.checker``; parity against Keras on
+fresh task data at batch 1 and 64 and at two lengths (trained T and another); the task
+metric recomputed from onnxruntime outputs vs Keras'; latency p50/p95 at batch 1 and 64,
+onnxruntime vs Keras (a traced ``tf.function``) in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from suite.errors import UserError
+
+PARITY_TOL = 1e-4  # max |ORT - Keras|, scaled by max(1, max |Keras output|)
+
+
+@dataclass
+class Candidate:
+    run_id: str
+    task: str
+    seq_len: int
+    cell: str
+    clip: str
+    status: str
+    seconds_to_solve: float
+    val_loss_ratio: float
+    task_options: dict
+
+
+def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
+    import mlflow
+
+    from suite.sweep import _all_runs
+
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise UserError(f"no experiment {experiment!r} at {tracking_uri}; train or sweep first.")
+    out = []
+    for r in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
+        if r.info.status != "FINISHED":
+            continue
+        out.append(_candidate(r))
+    return out
+
+
+def _candidate(r) -> Candidate:
+    p, m = r.data.params, r.data.metrics
+    opts = {k[5:]: _parse(v) for k, v in p.items() if k.startswith("task.")}
+    return Candidate(
+        run_id=r.info.run_id,
+        task=p["task"],
+        seq_len=int(p["seq_len"]),
+        cell=p["cell"],
+        clip=p.get("clip", "none"),
+        status=r.data.tags.get("rnnbench.status", "unsolved"),
+        seconds_to_solve=m.get("seconds_to_solve", math.inf),
+        val_loss_ratio=m.get("val_loss_ratio", math.inf),
+        task_options=opts,
+    )
+
+
+def _parse(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(v, v)
+
+
+def winners(
+    cands: list[Candidate], task: str | None = None, seq_len: int | None = None
+) -> list[Candidate]:
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in cands:
+        if (task is None or c.task == task) and (seq_len is None or c.seq_len == seq_len):
+            groups.setdefault((c.task, c.seq_len), []).append(c)
+    out = []
+    for key in sorted(groups):
+        g = groups[key]
+        solved = [c for c in g if c.status == "solved"]
+        if solved:
+            out.append(min(solved, key=lambda c: (c.seconds_to_solve, c.val_loss_ratio)))
+        else:
+            finite = [c for c in g if math.isfinite(c.val_loss_ratio)] or g
+            out.append(min(finite, key=lambda c: c.val_loss_ratio))
+    return out
+
+
+def candidate_for_run(tracking_uri: str, run_id: str) -> Candidate:
+    import mlflow
+
+    try:
+        run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    except Exception:
+        raise UserError(f"no run {run_id!r} at {tracking_uri}.") from None
+    if "task" not in run.data.params:
+        raise UserError(f"run {run_id} is not an rnnbench training run (no task param).")
+    return _candidate(run)
+
+
+def check_parity(model, session, task, cell: str, seed: int = 0) -> dict:
+    """Max |ORT - Keras| at batch 1 and 64 and two lengths, plus metric agreement."""
+    from tasks import get_task
+
+    other_T = max(task.min_seq_len, task.seq_len // 2 + 1) if task.seq_len > 2 else task.seq_len + 3
+    rng = np.random.default_rng(seed)
+    worst, worst_scaled, cases = 0.0, 0.0, []
+    for T in (task.seq_len, other_T):
+        t = get_task(task.name, seq_len=T, **task.options)
+        for B in (1, 64):
+            x, _ = t.generate(B, rng)
+            ort_out = session.run(None, {"x": x})[0]
+            keras_out = np.asarray(model(x, training=False))
+            d = float(np.abs(ort_out - keras_out).max())
+            scale = max(1.0, float(np.abs(keras_out).max()))
+            worst, worst_scaled = max(worst, d), max(worst_scaled, d / scale)
+            cases.append({"batch": B, "seq_len": T, "max_abs_diff": d})
+    x, y = task.generate(512, rng)
+    m_ort = task.evaluate(y, session.run(None, {"x": x})[0])
+    m_keras = task.evaluate(y, np.asarray(model(x, training=False)))
+    return {
+        "parity_max_abs_diff": worst,
+        "parity_ok": worst_scaled <= PARITY_TOL,
+        "cases": cases,
+        "ort_metrics": m_ort,
+        "keras_metrics": m_keras,
+        "ort_solved": task.solved(m_ort),
+        "keras_solved": task.solved(m_keras),
+        "metric_agrees": abs(m_ort["loss"] - m_keras["loss"])
+        <= 1e-4 * max(1.0, abs(m_keras["loss"]))
+        and task.solved(m_ort) == task.solved(m_keras),
+    }
+
+
+def measure_latency(model, session, task, repeats: int = 30) -> dict:
+    import tensorflow as tf
+
+    from suite.onnx_infer import time_call
+
+    spec = tf.TensorSpec([None, None, task.input_dim], tf.float32)
+    keras_fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    out = {}
+    for B in (1, 64):
+        x, _ = task.generate(B, np.random.default_rng(B))
+        xt = tf.constant(x)
+        o50, o95 = time_call(lambda x=x: session.run(None, {"x": x}), repeats)
+        k50, k95 = time_call(lambda xt=xt: keras_fn(xt).numpy(), repeats)
+        out.update(
+            {
+                f"ort_p50_ms_b{B}": o50,
+                f"ort_p95_ms_b{B}": o95,
+                f"keras_p50_ms_b{B}": k50,
+                f"keras_p95_ms_b{B}": k95,
+                f"speedup_b{B}": k50 / o50,
+            }
+        )
+    return out
+
+
+def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Path) -> dict:
+    """Export, check, log and register one run; returns the checks for printing."""
+    import mlflow
+    import onnxruntime as ort
+
+    from suite import __version__
+    from suite.backend import configure
+    from suite.onnx_build import OPSET, build_onnx
+    from tasks import get_task
+
+    configure()
+    task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
+    try:
+        model = mlflow.keras.load_model(f"runs:/{cand.run_id}/model")
+    except Exception as e:
+        raise UserError(
+            f"run {cand.run_id} has no loadable Keras model ({type(e).__name__})."
+        ) from None
+    meta = {
+        "task": cand.task,
+        "seq_len": cand.seq_len,
+        "cell": cand.cell,
+        "clip": cand.clip,
+        "run_id": cand.run_id,
+        "status": cand.status,
+        "rnnbench_version": __version__,
+        "task_options": json.dumps(task.options),
+        "output_kind": task.output_kind,
+        "input_dim": task.input_dim,
+        "opset": OPSET,
+    }
+    proto = build_onnx(model, cand.cell, task, meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{cand.task}-T{cand.seq_len}-{cand.cell}.onnx"
+    tmp = path.with_suffix(".onnx.tmp")
+    tmp.write_bytes(proto.SerializeToString())
+    tmp.replace(path)  # never leave a half-written model behind
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    parity = check_parity(model, session, task, cand.cell)
+    latency = measure_latency(model, session, task)
+    ops = sorted({n.op_type for n in proto.graph.node})
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    exp = mlflow.set_experiment(experiment)
+    name = f"rnnbench-{cand.task}-T{cand.seq_len}"
+    with mlflow.start_run(
+        experiment_id=exp.experiment_id,
+        run_name=f"export-{cand.task}-T{cand.seq_len}-{cand.cell}",
+        tags={
+            "rnnbench.kind": "export",
+            "rnnbench.source_run": cand.run_id,
+            "rnnbench.winner_status": cand.status,
+            "rnnbench.task": cand.task,
+            "rnnbench.cell": cand.cell,
+            "rnnbench.clip": cand.clip,
+        },
+    ) as run:
+        mlflow.log_params(
+            {"task": cand.task, "seq_len": cand.seq_len, "cell": cand.cell, "clip": cand.clip,
+             "source_run": cand.run_id, "opset": OPSET, "ops": ",".join(ops)}
+        )  # fmt: skip
+        metrics = {
+            "parity_max_abs_diff": parity["parity_max_abs_diff"],
+            "parity_ok": float(parity["parity_ok"]),
+            "metric_agrees": float(parity["metric_agrees"]),
+            "ort_val_loss": parity["ort_metrics"]["loss"],
+            "keras_val_loss": parity["keras_metrics"]["loss"],
+            "ort_solved": float(parity["ort_solved"]),
+            **latency,
+        }
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(parity, "parity.json")
+        info = mlflow.onnx.log_model(proto, name="model", registered_model_name=name)
+        version = info.registered_model_version
+        mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
+            name, "champion", version
+        )
+    return {
+        "candidate": cand,
+        "path": path,
+        "ops": ops,
+        "parity": parity,
+        "latency": latency,
+        "registered": f"models:/{name}@champion",
+        "version": version,
+        "export_run": run.info.run_id,
+    }

@@ -1,0 +1,148 @@
+"""Run an exported rnnbench ONNX model with onnxruntime: numpy + onnxruntime only.
+
+This module never imports TensorFlow or Keras (``rnnbench infer`` relies on that). A model
+is a ``.onnx`` path, or a registry URI such as ``models:/rnnbench-adding-T50@champion``
+(resolved through MLflow's artifact download, which does not import TensorFlow either).
+
+Example:
+    >>> result = run_inference("reports/onnx/adding-T50-irnn.onnx")   # doctest: +SKIP
+    >>> result["solved"]                                               # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from suite.errors import UserError
+
+REQUIRED_META = ("task", "seq_len", "cell")
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    a = np.asarray(times) * 1000.0
+    return float(np.percentile(a, 50)), float(np.percentile(a, 95))
+
+
+def time_call(fn, repeats: int = 50, warmup: int = 5) -> tuple[float, float]:
+    """p50/p95 latency in milliseconds of ``fn()``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return _percentiles(times)
+
+
+def resolve_model(model: str, tracking_uri: str | None = None) -> Path:
+    """A local ``.onnx`` file for ``model`` (a path or a ``models:/`` / ``runs:/`` URI)."""
+    if model.startswith(("models:/", "runs:/")):
+        import mlflow
+
+        from tracking.mlflow_runs import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)  # models:/ URIs resolve through the registry URI
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, tracking_uri=uri))
+        except Exception as e:
+            msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            raise UserError(
+                f"cannot resolve {model} at {uri} ({msg}); list models in the MLflow UI or export one "
+                "with `rnnbench export`"
+            ) from None
+        found = [local] if local.is_file() else sorted(local.rglob("*.onnx"))
+        if not found:
+            raise UserError(f"{model} has no .onnx file; is it an rnnbench export?")
+        return found[0]
+    path = Path(model)
+    if not path.is_file():
+        raise UserError(f"model file {model!r} not found; pass a .onnx path or models:/NAME@ALIAS.")
+    return path
+
+
+def load_session(path: Path):
+    """An onnxruntime session and the model's rnnbench metadata."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a valid ONNX model ({first}).") from None
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise UserError(
+            f"{path} lacks rnnbench metadata {missing}; export it with `rnnbench export` (metadata: task, seq_len, cell, ...)."
+        )
+    return session, meta
+
+
+def task_from_meta(meta: dict, seq_len: int | None = None):
+    from tasks import get_task
+
+    options = json.loads(meta.get("task_options", "{}") or "{}")
+    try:
+        return get_task(meta["task"], seq_len=seq_len or int(meta["seq_len"]), **options)
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+
+
+def run_inference(
+    model: str,
+    input_path: str | None = None,
+    n: int = 512,
+    seq_len: int | None = None,
+    seed: int = 0,
+    tracking_uri: str | None = None,
+) -> dict:
+    """Run ``model`` on task data generated from its metadata (or on ``input_path``)."""
+    path = resolve_model(model, tracking_uri)
+    session, meta = load_session(path)
+    task = task_from_meta(meta, seq_len)
+    inp = session.get_inputs()[0]
+    width = inp.shape[-1]
+    y = None
+    if input_path:
+        try:
+            x = np.load(input_path).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read --input {input_path!r}: {e}") from None
+        if x.ndim != 3:
+            raise UserError(f"--input must be [batch, time, {width}], got shape {list(x.shape)}.")
+    else:
+        x, y = task.generate(n, np.random.default_rng(seed))
+    if isinstance(width, int) and x.shape[-1] != width:
+        raise UserError(
+            f"input width {x.shape[-1]} does not match the model's {width} (shape {list(x.shape)})."
+        )
+    pred = session.run(None, {inp.name: x})[0]
+    out = {
+        "model": str(path),
+        "task": task.name,
+        "seq_len": task.seq_len,
+        "cell": meta.get("cell"),
+        "clip": meta.get("clip"),
+        "trained_status": meta.get("status", "?"),
+        "batch": int(x.shape[0]),
+        "output_shape": list(pred.shape),
+    }
+    if y is not None:
+        metrics = task.evaluate(y, pred)
+        out.update(metrics)
+        out["solved"] = bool(task.solved(metrics))
+        out["solved_when"] = task.solved_when
+        out["baseline_loss"] = task.baseline_loss
+    one = x[:1]
+    out["latency_ms_b1_p50"], out["latency_ms_b1_p95"] = time_call(
+        lambda: session.run(None, {inp.name: one})
+    )
+    return out
