@@ -65,7 +65,13 @@ def mlflow_server(tmp_path_factory):
 
 def run_cli(*args, cwd=None, env=None, timeout=600):
     """Run the real console entry point in a subprocess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    # mlflow.set_tracking_uri() in this process exports MLFLOW_TRACKING_URI: don't leak it.
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
+    full_env = {**base, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "suite.cli", *map(str, args)],
         capture_output=True,
