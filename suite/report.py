@@ -616,5 +616,34 @@ def write_report(data: SweepData, out_dir: str | Path, log_to_mlflow: bool = Tru
 
 
 def onnx_section(data: SweepData) -> str | None:
-    """ONNX exports table, when exports exist (filled in by the [onnx] work)."""
-    return None
+    """The ONNX exports table (latest export per task@T), when exports exist."""
+    import mlflow
+
+    from suite.sweep import _all_runs
+
+    client = mlflow.MlflowClient(data.tracking_uri)
+    parent = client.get_run(data.parent_run_id)
+    exports = _all_runs(client, parent.info.experiment_id, "tags.`rnnbench.kind` = 'export'")
+    if not exports:
+        return None
+    latest: dict[tuple, object] = {}
+    for r in sorted(exports, key=lambda r: r.info.start_time):
+        latest[(r.data.params.get("task"), int(r.data.params.get("seq_len", 0)))] = r
+    lines = [
+        "## ONNX exports",
+        "",
+        "Winner per task@T exported with native recurrent ops and checked in onnxruntime "
+        "(`rnnbench export`); speedup = Keras p50 / onnxruntime p50 latency in the same process.",
+        "",
+        "| task@T | cell | clip | winner | ops | parity (max abs diff) | ORT/Keras batch 1 | ORT/Keras batch 64 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, T), r in sorted(latest.items()):
+        m, p = r.data.metrics, r.data.params
+        status = r.data.tags.get("rnnbench.winner_status", "?")
+        lines.append(
+            f"| {task}@{T} | {p.get('cell')} | {p.get('clip')} | {status if status == 'solved' else status.upper()} | "
+            f"{p.get('ops', '?')} | {m.get('parity_max_abs_diff', math.nan):.1e} | "
+            f"{m.get('speedup_b1', math.nan):.1f}x | {m.get('speedup_b64', math.nan):.1f}x |"
+        )
+    return "\n".join(lines)

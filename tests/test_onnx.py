@@ -212,3 +212,22 @@ def test_winner_selection():
     assert w[("adding", 50)].run_id == "b"  # fastest solved, not the lowest loss
     assert w[("copy", 10)].run_id == "f" and w[("copy", 10)].status == "unsolved"
     assert [c.run_id for c in winners(cands, task="copy")] == ["f"]
+
+
+def test_report_gains_an_onnx_table(store, tmp_path):
+    import mlflow
+
+    from suite.export import candidate_for_run, export_one
+    from suite.report import load_sweep, onnx_section
+
+    root, uri, runs = store
+    export_one(candidate_for_run(uri, runs["lstm"]), uri, "onnx", tmp_path)
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("onnx")
+    parent = client.create_run(exp.experiment_id, tags={"rnnbench.kind": "sweep"}).info.run_id
+    for run_id in runs.values():
+        client.set_tag(run_id, "mlflow.parentRunId", parent)
+    section = onnx_section(load_sweep(uri, "onnx", parent))
+    assert section is not None and "| copy@8 | lstm | none |" in section
+    row = next(ln for ln in section.splitlines() if ln.startswith("| copy@8"))
+    assert "LSTM" in row and row.rstrip().endswith("x |")
