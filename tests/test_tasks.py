@@ -1,0 +1,163 @@
+"""The three tasks: shapes, determinism, structure, measured baselines, oracle, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks import TASK_NAMES, get_task
+
+
+def _gen(name, T, n=50, seed=0, **opts):
+    return get_task(name, seq_len=T, **opts).generate(n, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+@pytest.mark.parametrize("T", [10, 37])
+def test_shapes_and_dtypes(name, T):
+    task = get_task(name, seq_len=T)
+    x, y = task.generate(7, np.random.default_rng(0))
+    assert x.dtype == np.float32 and x.shape == (7, task.length, task.input_dim)
+    if name == "adding":
+        assert y.dtype == np.float32 and y.shape == (7,)
+    elif name == "copy":
+        assert y.dtype == np.int64 and y.shape == (7, T + 20)
+    else:
+        assert y.dtype == np.int64 and y.shape == (7,)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_determinism(name):
+    x1, y1 = _gen(name, 12, seed=3)
+    x2, y2 = _gen(name, 12, seed=3)
+    x3, y3 = _gen(name, 12, seed=4)
+    assert x1.tobytes() == x2.tobytes() and y1.tobytes() == y2.tobytes()
+    assert x1.tobytes() != x3.tobytes() and y1.tobytes() != y3.tobytes()
+
+
+@pytest.mark.parametrize("T", [2, 3, 11, 40])
+def test_adding_structure(T):
+    x, y = _gen("adding", T, n=500)
+    values, markers = x[..., 0], x[..., 1]
+    half = T // 2
+    assert np.all(markers[:, :half].sum(1) == 1) and np.all(markers[:, half:].sum(1) == 1)
+    assert set(np.unique(markers)) <= {0.0, 1.0}
+    assert values.min() >= 0 and values.max() < 1
+    np.testing.assert_allclose(y, (values * markers).sum(1), rtol=1e-6)
+    if T >= 11:  # markers land all over each half, not at a fixed place
+        assert len(set(markers[:, :half].argmax(1))) == half
+
+
+@pytest.mark.parametrize("T", [1, 5, 30])
+def test_copy_structure(T):
+    x, y = _gen("copy", T, n=200)
+    ids = x.argmax(-1)
+    assert np.all(x.sum(-1) == 1)  # one-hot everywhere
+    data = ids[:, :10]
+    assert data.min() >= 1 and data.max() <= 8
+    assert np.all(ids[:, 10 : T + 9] == 0)  # T - 1 blanks
+    assert np.all(ids[:, T + 9] == 9)  # the delimiter
+    assert np.all(ids[:, T + 10 :] == 0)  # 10 blanks while recalling
+    assert np.all(y[:, : T + 10] == 0) and np.array_equal(y[:, T + 10 :], data)
+
+
+@pytest.mark.parametrize("T", [2, 3, 25])
+def test_delayed_recall_structure(T):
+    x, y = _gen("delayed_recall", T, n=300)
+    K = 8
+    assert x.shape[-1] == K + 1
+    assert np.all(x[:, -1, K] == 1) and np.all(x[:, :-1, K] == 0)  # query marker only at the end
+    assert np.all(x[:, -1, :K] == 0)
+    assert np.array_equal(x[:, 0, :K].argmax(-1), y) and np.all(x[:, 0].sum(-1) == 1)
+    if T > 2:
+        middle = x[:, 1:-1, :K]
+        assert np.all(middle.sum(-1) == 1)  # distractors from the same K symbols
+        assert len(np.unique(middle.argmax(-1))) == K
+    xb, _ = _gen("delayed_recall", T, n=50, distractors=False)
+    assert np.all(xb[:, 1:-1] == 0)
+
+
+def _constant_predictor_loss(name, T, n=20_000):
+    """Loss of the best input-independent predictor, measured from generated data."""
+    task = get_task(name, seq_len=T)
+    x, y = task.generate(n, np.random.default_rng(11))
+    if name == "adding":
+        pred = np.full(n, y.mean())
+    else:
+        C = task.num_classes
+        if y.ndim == 1:
+            freq = np.bincount(y, minlength=C) / len(y)
+            pred = np.broadcast_to(np.log(freq + 1e-12), (n, C))
+        else:  # per position
+            freq = np.stack([np.bincount(y[:, t], minlength=C) / n for t in range(y.shape[1])])
+            pred = np.broadcast_to(np.log(freq + 1e-12), (n, *freq.shape))
+    return task, task.evaluate(y, pred)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_declared_baseline_matches_measured_constant_predictor(name):
+    task, metrics = _constant_predictor_loss(name, 30)
+    assert metrics["loss"] == pytest.approx(task.baseline_loss, rel=0.02)
+    assert not task.solved(metrics)
+
+
+def _oracle(name, x, task):
+    if name == "adding":
+        return (x[..., 0] * x[..., 1]).sum(1)
+    if name == "copy":
+        ids = x.argmax(-1)
+        target = np.zeros_like(ids)
+        target[:, task.recall_slice] = ids[:, :10]
+        return 20.0 * np.eye(10)[target]
+    return 20.0 * np.eye(task.num_classes)[x[:, 0, : task.num_classes].argmax(-1)]
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_oracle_is_solved(name):
+    task = get_task(name, seq_len=23)
+    x, y = task.generate(500, np.random.default_rng(5))
+    m = task.evaluate(y, _oracle(name, x, task))
+    assert task.solved(m)
+    assert task.solved({f"val_{k}": v for k, v in m.items()})
+    # a wrong oracle (shifted by one sample) is not
+    assert not task.solved(task.evaluate(y, np.roll(_oracle(name, x, task), 1, axis=0)))
+
+
+def test_copy_accuracy_counts_only_recall_steps():
+    task = get_task("copy", seq_len=5)
+    x, y = task.generate(100, np.random.default_rng(0))
+    blanks_only = 20.0 * np.eye(10)[np.zeros_like(y)]  # right on 15 of 25 steps, wrong on recall
+    assert task.evaluate(y, blanks_only)["accuracy"] == 0.0
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match=r"'nope'.*adding, copy, delayed_recall"):
+        get_task("nope")
+    with pytest.raises(ValueError, match="seq_len"):
+        get_task("adding", seq_len=1)
+    with pytest.raises(ValueError, match="seq_len"):
+        get_task("delayed_recall", seq_len=1)
+    with pytest.raises(ValueError, match="seq_len"):
+        get_task("copy", seq_len=0)
+    with pytest.raises(TypeError, match="seq_len"):
+        get_task("copy", seq_len=2.5)
+    with pytest.raises(ValueError, match="colour"):
+        get_task("adding", seq_len=5, colour=1)
+    task = get_task("adding", seq_len=5)
+    with pytest.raises(ValueError, match="n=0"):
+        task.generate(0, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="Generator"):
+        task.generate(5, 42)
+    with pytest.raises(TypeError, match="Generator"):
+        task.generate(5, np.random.RandomState(0))
+    with pytest.raises(ValueError, match="num_symbols"):
+        get_task("delayed_recall", seq_len=5, num_symbols=1)
+
+
+def test_generation_is_vectorised_enough():
+    import time
+
+    t0 = time.perf_counter()
+    _gen("copy", 500, n=2000)
+    _gen("adding", 500, n=2000)
+    assert time.perf_counter() - t0 < 3.0
