@@ -524,6 +524,57 @@ def infer_cmd(
     )
 
 
+@app.command("perf")
+def perf_cmd(
+    cells: Annotated[
+        list[str] | None,
+        typer.Option("--cells", help="Cells to measure (repeat the option) [default: all four]."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer steps and repeats: a few minutes.")
+    ] = False,
+    out: Annotated[
+        str, typer.Option(help="Output folder for perf.json and perf.md.")
+    ] = "reports/perf",
+    device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI (experiment rnnbench-perf) [default: sqlite:///mlflow.db]."
+        ),
+    ] = None,
+) -> None:
+    """Benchmark the suite: loop vs bare model.fit, FLOP/s vs matmul peak, scaling in T, RSS, ORT vs Keras, workers."""
+    from suite.backend import DEVICES
+    from suite.models import CELLS
+    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    chosen = cells or list(CELLS)
+    bad = [c for c in chosen if c not in CELLS]
+    if bad:
+        raise UserError(f"Unknown cell(s) {bad}; choose from: {', '.join(CELLS)}.")
+    if device not in DEVICES:
+        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as e:
+        raise UserError(str(e)) from None
+    from rich.console import Console
+
+    from suite.perf import run_perf, save_and_log, to_markdown
+
+    console = Console(stderr=True)
+    with console.status("perf") as status:
+        res = run_perf(chosen, quick, device, progress=lambda msg: status.update(f"perf: {msg}"))
+    _quiet_mlflow()
+    path = save_and_log(res, Path(out), uri)
+    print(to_markdown(res))
+    print(
+        f"\nWritten: {path} and {path.parent / 'perf.json'}; logged to experiment rnnbench-perf at {uri}"
+    )
+
+
 def _print_summary(rows: list[dict], name: str) -> None:
     from rich.console import Console
     from rich.table import Table

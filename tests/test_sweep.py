@@ -102,6 +102,7 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
     spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("max_steps = 10", "max_steps = 40")
     (tmp_path / "k.toml").write_text(spec)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _runs(uri)  # create the store first: two processes must not migrate a new sqlite file at once
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [
         sys.executable,
@@ -132,7 +133,7 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
                 if len(done) >= 2:
                     finished_before = done
                     break
-        assert proc.poll() is None, "the sweep ended before it could be killed"
+        assert proc.poll() is None, "sweep ended early: " + (tmp_path / "sweep.err").read_text()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
