@@ -149,13 +149,13 @@ def inference_latency(cell: str) -> dict:
 SCALING_GRID = """
 name = "perf-scaling"
 tasks = ["adding"]
-seq_lens = [30]
+seq_lens = [50]
 cells = ["simple_rnn", "gru"]
 clips = ["none", "global_clipnorm=1"]
 seeds = [0]
 [train]
-hidden = 32
-batch_size = 32
+hidden = 64
+batch_size = 64
 max_steps = {steps}
 eval_every = 100
 """
@@ -213,13 +213,13 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         r["latency"] = inference_latency(cell)
         out["cells"][cell] = r
     say("sweep scaling: --workers 1 vs 2")
-    s_steps = 100 if quick else 300
+    s_steps = 300 if quick else 1000  # enough work per run that start-up does not dominate
     w1, w2 = sweep_wall(1, s_steps), sweep_wall(2, s_steps)
     out["sweep"] = {
         "workers1_s": w1,
         "workers2_s": w2,
         "workers_ratio": w2 / w1,
-        "grid": "4 configs, adding T=30",
+        "grid": f"4 configs, adding T=50, {s_steps} steps each",
     }
     return out
 

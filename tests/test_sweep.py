@@ -133,7 +133,9 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
                 if len(done) >= 2:
                     finished_before = done
                     break
-        assert proc.poll() is None, "sweep ended early: " + (tmp_path / "sweep.err").read_text()[-2000:]
+        assert proc.poll() is None, (
+            "sweep ended early: " + (tmp_path / "sweep.err").read_text()[-2000:]
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
