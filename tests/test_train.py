@@ -210,3 +210,35 @@ def _runs(uri, experiment):
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id]) if exp else []
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_cells_stay_cudnn_eligible(cell):
+    """TensorFlow runs the fused cuDNN kernel only for these layer settings."""
+    from suite.models import CUDNN_REQUIREMENTS, build_model
+
+    model = build_model(cell, get_task("copy", seq_len=5), hidden=8, seed=0)
+    cfg = model.get_layer(cell).get_config()
+    assert cfg["activation"] == "tanh" and cfg["recurrent_activation"] == "sigmoid"
+    assert cfg["recurrent_dropout"] == 0 and cfg["dropout"] == 0
+    assert cfg["unroll"] is False and cfg["use_bias"] is True
+    assert all(cfg[k] == v for k, v in CUDNN_REQUIREMENTS.items())
+    if cell == "gru":
+        assert cfg["reset_after"] is True
+
+
+def test_irnn_is_relu_with_identity_recurrence():
+    from suite.models import build_model
+
+    model = build_model("irnn", get_task("adding", seq_len=5), hidden=6, seed=0)
+    layer = model.get_layer("irnn")
+    assert layer.get_config()["activation"] == "relu"
+    kernel, recurrent, bias = (np.array(w) for w in layer.get_weights())
+    np.testing.assert_array_equal(recurrent, np.eye(6))
+    np.testing.assert_array_equal(bias, np.zeros(6))
+    tanh = build_model("simple_rnn", get_task("adding", seq_len=5), hidden=6, seed=0).get_layer(
+        "simple_rnn"
+    )
+    assert tanh.get_config()["activation"] == "tanh"
+    r = np.array(tanh.get_weights()[1])
+    np.testing.assert_allclose(r @ r.T, np.eye(6), atol=1e-5)  # Keras default: orthogonal
