@@ -56,6 +56,7 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
             job["experiment"],
             parent_run_id=job.get("parent_run_id"),
             extra_tags={"rnnbench.sweep": job.get("parent_run_id") or ""},
+            callbacks=[_CrashDrill(config.run_name)],
         )
     except Exception as e:  # recorded as FAILED by run_and_log; the sweep goes on
         return {"ok": False, "hash": config.config_hash(), "error": f"{type(e).__name__}: {e}"}
@@ -86,6 +87,29 @@ def _stop_on_sigterm() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, handler)
+
+
+class _CrashDrill:
+    """Fire drill for the crash handling: ``RNNBENCH_CRASH_DRILL=<run name>`` makes the worker
+    segfault (a real SIGSEGV) right after that run started. Off unless the variable is set."""
+
+    def __init__(self, run_name: str) -> None:
+        import os
+
+        self.armed = os.environ.get("RNNBENCH_CRASH_DRILL") == run_name
+
+    def on_start(self, config, task, model) -> None:
+        if self.armed:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSEGV)
+
+    def on_steps(self, step: int) -> None:
+        pass
+
+    def on_eval(self, record) -> None:
+        pass
 
 
 def main() -> None:

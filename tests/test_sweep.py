@@ -244,3 +244,25 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, named):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and named in lines[0], out.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    victim = "adding-T6-gru-none-s0"
+    out = run_cli(
+        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path,
+        env={"RNNBENCH_CRASH_DRILL": victim},
+    )  # fmt: skip
+    assert out.returncode == 1  # runs FAILED: non-zero, but the sweep went on
+    assert "FAILED" in out.stderr and "signal 11" in out.stderr
+    children = {r.info.run_name: r for r in _children(_runs(uri))}
+    assert children[victim].info.status == "FAILED"
+    assert "signal 11" in children[victim].data.tags["rnnbench.error"]
+    others = [r for name, r in children.items() if name != victim]
+    assert len(others) == 3 and all(r.info.status == "FINISHED" for r in others)
+    # resume re-runs only the failed config (without the drill it now finishes)
+    again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    finished = [r for r in _children(_runs(uri)) if r.info.status == "FINISHED"]
+    assert sorted(r.info.run_name for r in finished) == sorted(children)
