@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import tempfile
 from collections import defaultdict
@@ -65,6 +66,21 @@ def _clip_key(clip: str) -> tuple:
     return (clip != "none", clip)
 
 
+_NAME = re.compile(
+    r"^(?P<task>.+)-T(?P<T>\d+)-(?P<cell>simple_rnn|irnn|lstm|gru)-(?P<clip>.+)-s(?P<seed>\d+)$"
+)
+
+
+def _params_of(run) -> dict:
+    """A run's params; for a run that crashed before logging them, parsed from its name."""
+    p = dict(run.data.params)
+    if "task" not in p:
+        m = _NAME.match(run.info.run_name or "")
+        if m:
+            p.update(task=m["task"], seq_len=m["T"], cell=m["cell"], clip=m["clip"], seed=m["seed"])
+    return p
+
+
 def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> SweepData:
     """Read a sweep's child runs (latest FINISHED per config; gaps kept) from MLflow."""
     import mlflow
@@ -104,7 +120,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     runs, baselines = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in latest.values():
-            p = run.data.params
+            p = _params_of(run)
             status = run.data.tags.get("rnnbench.status", "running")
             if run.info.status == "FAILED":
                 status = "failed"
