@@ -28,6 +28,7 @@ CELL_COLORS = {
     "lstm": "tab:blue",
     "gru": "tab:green",
 }
+CELL_MARKERS = {"simple_rnn": "o", "irnn": "s", "lstm": "^", "gru": "D"}
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -421,22 +422,26 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
                         pts.append((T, sum(r.status == "solved" for r in done) / len(done)))
                 if pts:
                     xs, ys = zip(*pts, strict=True)
-                    jitter = 0.012 * (i - (len(clips) - 1) / 2) + 0.006 * (_cell_key(cell) - 1.5)
+                    # small vertical offsets keep overlapping lines (same solve rate) visible
+                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (_cell_key(cell) - 1.5)
                     ax.plot(
-                        xs, [y + jitter for y in ys], LINESTYLES[i % 4], marker="o", ms=4,
-                        color=CELL_COLORS.get(cell), label=f"{cell} {clip}",
+                        xs, [y + jitter for y in ys], LINESTYLES[i % 4], marker=CELL_MARKERS.get(cell, "o"),
+                        ms=5, color=CELL_COLORS.get(cell), label=f"{cell} {clip}",
                     )  # fmt: skip
         ax.set_title(task)
         ax.set_xlabel("sequence length T")
         ax.set_ylabel("solve rate")
-        ax.set_ylim(-0.08, 1.08)
+        ax.set_ylim(-0.1, 1.1)
         ax.set_xscale("log")
         lengths = sorted({r.seq_len for r in data.runs if r.task == task})
         ax.set_xticks(lengths, [str(x) for x in lengths])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Solve rate vs sequence length (colour: cell, line style: clip)", fontsize=10)
+    fig.suptitle(
+        "Solve rate vs sequence length (colour/marker: cell, line style: clip; offsets only for legibility)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
