@@ -266,3 +266,46 @@ def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     finished = [r for r in _children(_runs(uri)) if r.info.status == "FINISHED"]
     assert sorted(r.info.run_name for r in finished) == sorted(children)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace(
+        "max_steps = 10", "max_steps = 400"
+    )
+    (tmp_path / "c.toml").write_text(spec)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _runs(uri)  # create the store first
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "suite.cli",
+        "sweep",
+        "c.toml",
+        "--tracking-uri",
+        uri,
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            if any(r.info.status == "RUNNING" for r in _children(_runs(uri))):
+                break
+        except Exception:
+            continue
+    assert proc.poll() is None, "the sweep ended before Ctrl-C"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resume with: rnnbench sweep c.toml" in err
+    runs = _runs(uri)
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # children KILLED, parent KILLED
+    assert any(r.info.status == "KILLED" for r in _children(runs))
+    parent = [r for r in runs if r.data.tags.get("rnnbench.kind") == "sweep"][0]
+    assert parent.info.status == "KILLED"
