@@ -355,11 +355,15 @@ def report_cmd(
     out_dir = Path(out) if out else Path("reports") / data.name
     with console.status("writing the report"):
         path = write_report(data, out_dir)
+    from suite.claims import check_claims
     from suite.report import verdict
 
     print("Verdict:")
     for sentence in verdict(data):
         print(f"  - {sentence}")
+    print("Claims:")
+    for c in check_claims(data):
+        print(f"  {c.number}. {c.finding}: {c.text}")
     print(
         f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
     )

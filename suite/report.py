@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suite.claims import check_claims, claims_markdown
 from suite.errors import UserError
 
 CELL_ORDER = ("simple_rnn", "irnn", "lstm", "gru")
@@ -30,6 +31,8 @@ CELL_COLORS = {
 }
 CELL_MARKERS = {"simple_rnn": "o", "irnn": "s", "lstm": "^", "gru": "D"}
 LINESTYLES = ("-", "--", ":", "-.")
+CURVE_CAP = 10.0  # learning curves: val loss / baseline drawn up to this (diverged runs go to 1e30)
+NORM_CAP = 1e4  # exploding-gradient panel: pre-clip norms drawn up to this
 
 
 @dataclass
@@ -460,8 +463,11 @@ def fig_learning_curves(data: SweepData, path: Path) -> None:
         for r in sorted(data.finished, key=lambda r: (_cell_key(r.cell), r.clip)):
             if r.task != task or r.seq_len != T or r.seed != min(x.seed for x in data.finished):
                 continue
+            # a diverging run's loss runs off to 1e30: draw it up to the cap and mark its end
             pts = [
-                (s, v) for s, v in r.curves.get("val_loss_ratio", []) if math.isfinite(v) and v > 0
+                (s, min(v, CURVE_CAP)) if math.isfinite(v) else (s, CURVE_CAP)
+                for s, v in r.curves.get("val_loss_ratio", [])
+                if not math.isfinite(v) or v > 0
             ]
             if pts:
                 xs, ys = zip(*pts, strict=True)
@@ -469,47 +475,75 @@ def fig_learning_curves(data: SweepData, path: Path) -> None:
                     xs, ys, LINESTYLES[clips.index(r.clip) % 4], color=CELL_COLORS.get(r.cell),
                     label=f"{r.cell} {r.clip}",
                 )  # fmt: skip
+                if r.status == "diverged":
+                    ax.plot(xs[-1], ys[-1], "x", color=CELL_COLORS.get(r.cell), ms=8, mew=2)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_yscale("log")
+        ax.set_ylim(top=CURVE_CAP * 1.5)
         ax.set_title(f"{task}@{T}")
         ax.set_xlabel("train step")
         ax.set_ylabel("val loss / baseline")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Learning curves (first seed); 1.0 = the trivial baseline", fontsize=10)
+    fig.suptitle(
+        f"Learning curves (first seed); 1.0 = the trivial baseline; x = diverged (drawn at {CURVE_CAP:g})",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def fig_gradient_decay(data: SweepData, path: Path) -> None:
+    """Top row: ‖∂L/∂x_t‖ vs distance per cell (vanishing gradients). Bottom row: tanh
+    SimpleRNN per clip setting (clipping rescales the gradient; it does not change its decay)."""
     import numpy as np
 
     plt = _plt()
-    tasks = sorted({r.task for r in data.finished})
+    tasks = sorted({r.task for r in data.finished}) or ["?"]
+    clips = sorted({r.clip for r in data.finished}, key=_clip_key)
     fig, axes = plt.subplots(
-        1, max(1, len(tasks)), figsize=(4.2 * max(1, len(tasks)) + 2.6, 3.8), squeeze=False
+        2, len(tasks), figsize=(4.2 * len(tasks) + 2.6, 7.0), squeeze=False, sharex="col"
     )
-    for ax, task in zip(axes[0], tasks, strict=False):
-        T = max(r.seq_len for r in data.finished if r.task == task)
-        for cell in sorted({r.cell for r in data.finished}, key=_cell_key):
-            profs = [
-                np.asarray(r.profile_first, dtype=float)
-                for r in data.finished
-                if r.task == task and r.seq_len == T and r.cell == cell and r.profile_first
-            ]
-            if not profs:
-                continue
-            p = np.median(np.stack([q / max(q[-1], 1e-30) for q in profs]), axis=0)
-            dist = np.arange(len(p))[::-1]
-            ax.plot(dist, np.maximum(p, 1e-30), color=CELL_COLORS.get(cell), label=cell)
-        ax.set_yscale("log")
-        ax.set_title(f"{task}@{T}")
-        ax.set_xlabel("distance from the loss (steps)")
-        ax.set_ylabel("‖∂L/∂x_t‖ / value at distance 0")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Gradient reaching step t at the first evaluation (median over runs)", fontsize=10)
+
+    def median_profile(runs):
+        profs = [np.asarray(r.profile_first, dtype=float) for r in runs if r.profile_first]
+        if not profs:
+            return None
+        return np.median(np.stack([q / max(q[-1], 1e-30) for q in profs]), axis=0)
+
+    for col, task in enumerate(tasks):
+        at = [r for r in data.finished if r.task == task]
+        T = max((r.seq_len for r in at), default=0)
+        at = [r for r in at if r.seq_len == T]
+        top, bottom = axes[0][col], axes[1][col]
+        for cell in sorted({r.cell for r in at}, key=_cell_key):
+            p = median_profile([r for r in at if r.cell == cell])
+            if p is not None:
+                dist = np.arange(len(p))[::-1]
+                top.plot(dist, np.maximum(p, 1e-30), color=CELL_COLORS.get(cell), label=cell)
+        for i, clip in enumerate(clips):
+            p = median_profile([r for r in at if r.cell == "simple_rnn" and r.clip == clip])
+            if p is not None:
+                dist = np.arange(len(p))[::-1]
+                bottom.plot(
+                    dist, np.maximum(p, 1e-30), LINESTYLES[i % 4], color=CELL_COLORS["simple_rnn"],
+                    alpha=1.0 - 0.15 * i, label=f"simple_rnn {clip}",
+                )  # fmt: skip
+        top.set_title(f"{task}@{T}: by cell")
+        bottom.set_title(f"{task}@{T}: tanh SimpleRNN by clip")
+        bottom.set_xlabel("distance from the loss (steps)")
+        for ax in (top, bottom):
+            ax.set_yscale("log")
+            ax.set_ylabel("‖∂L/∂x_t‖ / value at distance 0")
+            ax.grid(alpha=0.3)
+    for row in axes:
+        if any(ax.get_legend_handles_labels()[0] for ax in row):
+            row[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        "Gradient reaching step t at the first evaluation (median over runs, longest T per task)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -527,15 +561,21 @@ def fig_exploding(data: SweepData, path: Path) -> None:
         fracs = []
         for clip in clips:
             rs = [r for r in fin if r.cell == cell and r.clip == clip]
-            vals = [v for r in rs for _, v in r.curves.get("grad_norm_max", []) if math.isfinite(v)]
+            vals = [
+                min(v, NORM_CAP)
+                for r in rs
+                for _, v in r.curves.get("grad_norm_max", [])
+                if math.isfinite(v) and v > 0
+            ]
             maxima.append(vals or [math.nan])
             fracs.append(
                 statistics.mean(_mean_curve(r, "clip_fraction") for r in rs) if rs else 0.0
             )
         pos = [i + (j - (len(cells) - 1) / 2) * width for i in range(len(clips))]
         bp = a1.boxplot(
-            maxima, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=True
-        )
+            maxima, positions=pos, widths=width * 0.9, patch_artist=True, whis=(5, 95),
+            showfliers=False,
+        )  # fmt: skip
         for box in bp["boxes"]:
             box.set_facecolor(CELL_COLORS.get(cell, "grey"))
             box.set_alpha(0.6)
@@ -545,7 +585,9 @@ def fig_exploding(data: SweepData, path: Path) -> None:
         ax.set_xticklabels(clips, fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     a1.set_yscale("log")
-    a1.set_ylabel("pre-clip gradient norm (max per eval window)")
+    a1.set_ylabel(
+        f"pre-clip gradient norm (max per eval window,\ncapped at {NORM_CAP:g}; whiskers 5-95 %)"
+    )
     a2.set_ylabel("share of steps where clipping fired")
     a2.set_ylim(0, 1.05)
     a2.legend(fontsize=8)
@@ -582,6 +624,8 @@ def render_markdown(
         "## Verdict",
         "",
         *[f"- {s}" for s in verdict(data)],
+        "",
+        claims_markdown(check_claims(data)),
         "",
         "## Solve table",
         "",

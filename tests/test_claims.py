@@ -1,0 +1,118 @@
+"""The claims check (suite.claims): hand-logged MLflow runs in a real sqlite store, where
+flipping the numbers must flip each claim's finding."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+def _log(client, exp_id, parent, task, T, cell, clip, seed, status, gmax=1.5, gmean=1.0):
+    run = client.create_run(
+        exp_id,
+        run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}",
+        tags={
+            "mlflow.parentRunId": parent,
+            "rnnbench.status": status,
+            "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
+        },
+    )
+    rid = run.info.run_id
+    for k, v in dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed).items():
+        client.log_param(rid, k, v)
+    ts = int(time.time() * 1000)
+    ratio = {"solved": 0.01, "unsolved": 0.95, "diverged": 1e30}[status]
+    for key, value in dict(
+        val_loss_ratio=ratio,
+        grad_norm=gmean,
+        grad_norm_max=gmax,
+        clip_fraction=0.0 if clip == "none" else 0.5,
+        solved=float(status == "solved"),
+    ).items():
+        client.log_metric(rid, key, value, ts, 100)
+    if status == "solved":
+        client.log_metric(rid, "steps_to_solve", 1000, ts, 100)
+    client.set_terminated(rid, "FINISHED")
+
+
+def _sweep(uri, name, rows):
+    """rows: (task, T, cell, clip, status[, gmax]) logged for seeds 0, 1, 2."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp_id = client.create_experiment(name)
+    parent = client.create_run(
+        exp_id, run_name=f"sweep-{name}", tags={"rnnbench.kind": "sweep"}
+    ).info.run_id
+    client.log_param(parent, "spec", name)
+    for row in rows:
+        for seed in (0, 1, 2):
+            task, T, cell, clip, status, *gmax = row
+            _log(client, exp_id, parent, task, T, cell, clip, seed, status, *gmax)
+    client.set_terminated(parent, "FINISHED")
+
+
+def _findings(uri, name):
+    from suite.claims import check_claims
+    from suite.report import load_sweep
+
+    return {c.number: c for c in check_claims(load_sweep(uri, name))}
+
+
+@pytest.mark.parametrize("claims_hold", [True, False])
+def test_claims_follow_the_numbers(sqlite_uri, claims_hold):
+    C, N = "global_clipnorm=1", "none"
+    h = claims_hold
+    rows = [
+        # short T: everything learns
+        *[("adding", 10, cell, clip, "solved") for cell in ("simple_rnn", "irnn", "lstm") for clip in (N, C)],
+        # tanh at T = 50: fails without clipping; with clipping it fails (claims hold) or solves
+        ("adding", 50, "simple_rnn", N, "unsolved"),
+        ("adding", 50, "simple_rnn", C, "unsolved" if h else "solved"),
+        # IRNN diverges without clipping; clipping rescues it (claims hold) or does not
+        ("adding", 50, "irnn", N, "diverged"),
+        ("adding", 50, "irnn", C, "solved" if h else "diverged"),
+        # LSTM: spikes and fails without clipping (claims hold), or calm and solves either way
+        ("adding", 50, "lstm", N, "unsolved" if h else "solved", 50.0 if h else 1.5),
+        ("adding", 50, "lstm", C, "solved"),
+    ]  # fmt: skip
+    _sweep(sqlite_uri, "claims", rows)
+    f = _findings(sqlite_uri, "claims")
+    expected = "SUPPORTED" if h else "REFUTED"
+    for n in (1, 2, 3, 4, 5):
+        assert f[n].finding == expected, (n, f[n].evidence)
+    assert f[6].finding == "NOT TESTABLE"  # one task only
+    assert "rescued 3/3 (100%)" in f[1].evidence if h else "rescued 0/3 (0%)" in f[1].evidence
+    assert ("50x the median" if h else "2x the median") in f[4].evidence
+    assert (
+        "irnn T = 50, lstm T = 50, tanh T = 10" in f[5].evidence
+        if h
+        else "irnn T = 10" in f[5].evidence
+    )
+
+
+@pytest.mark.parametrize("task_dependent", [True, False])
+def test_task_dependence_claim(sqlite_uri, task_dependent):
+    rows = [
+        ("adding", 10, "lstm", "none", "solved"),
+        ("adding", 10, "simple_rnn", "none", "unsolved"),
+        ("delayed_recall", 10, "lstm", "none", "unsolved" if task_dependent else "solved"),
+        ("delayed_recall", 10, "simple_rnn", "none", "solved" if task_dependent else "unsolved"),
+    ]
+    _sweep(sqlite_uri, "tasks", rows)
+    f = _findings(sqlite_uri, "tasks")
+    assert f[6].finding == ("SUPPORTED" if task_dependent else "REFUTED"), f[6].evidence
+    assert f[3].finding == ("MIXED" if task_dependent else "SUPPORTED"), f[3].evidence
+    assert "delayed_recall: " + ("simple_rnn" if task_dependent else "lstm") in f[6].evidence
+    # no clipped runs: the clipping claims say so instead of guessing
+    assert f[1].finding == f[2].finding == f[4].finding == "NOT TESTABLE"
+
+
+def test_report_has_the_claims_table(sqlite_uri, tmp_path):
+    from suite.report import load_sweep, write_report
+
+    _sweep(sqlite_uri, "md", [("adding", 10, "lstm", "none", "solved")])
+    md = write_report(load_sweep(sqlite_uri, "md"), tmp_path, log_to_mlflow=False).read_text()
+    table = md.split("## Claims")[1].split("## Solve table")[0]
+    assert table.count("**NOT TESTABLE**") == 6  # one cell, no clipping: nothing can be tested
