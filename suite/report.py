@@ -47,6 +47,7 @@ class RunInfo:
     metrics: dict
     curves: dict = field(default_factory=dict)  # metric -> [(step, value)]
     profile_first: list | None = None  # ‖∂L/∂x_t‖ at the first eval
+    stop_reason: str = ""  # e.g. "max_steps reached", "max_seconds reached"
 
 
 @dataclass
@@ -139,6 +140,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                 seed=int(p.get("seed", 0)),
                 status=status,
                 metrics=dict(run.data.metrics),
+                stop_reason=run.data.tags.get("rnnbench.stop_reason", ""),
             )
             if status in ("solved", "unsolved", "diverged"):
                 for m in ("val_loss_ratio", "grad_norm", "grad_norm_max", "clip_fraction"):
@@ -197,6 +199,10 @@ def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str]], dict
             )
         else:
             text = "no finished run"
+        capped = [r for r in done if r.stop_reason == "max_seconds reached"]
+        if capped:  # a time cap, not the step budget, ended these: say how far they got
+            steps = statistics.median(r.metrics.get("steps", math.nan) for r in capped)
+            text += f" · {len(capped)} time-capped at ~{steps:.0f} steps"
         if div:
             text += f" · {div} diverged"
         if gaps and done:
@@ -630,7 +636,8 @@ def render_markdown(
         "## Solve table",
         "",
         "Each cell: solved seeds / runs · median steps to solve; FAIL shows the best final val loss / baseline "
-        "(1.0 = no better than the trivial baseline).",
+        "(1.0 = no better than the trivial baseline); time-capped: runs ended by the training-time cap "
+        "before the step budget, with the median steps they got.",
         "",
         "| cell | clip | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),

@@ -116,3 +116,21 @@ def test_report_has_the_claims_table(sqlite_uri, tmp_path):
     md = write_report(load_sweep(sqlite_uri, "md"), tmp_path, log_to_mlflow=False).read_text()
     table = md.split("## Claims")[1].split("## Solve table")[0]
     assert table.count("**NOT TESTABLE**") == 6  # one cell, no clipping: nothing can be tested
+
+
+def test_solve_table_marks_time_capped_runs(sqlite_uri):
+    """A FAIL ended by the training-time cap says so, with the steps it got."""
+    import mlflow
+
+    from suite.report import load_sweep, solve_table
+
+    _sweep(sqlite_uri, "capped", [("adding", 10, "lstm", "none", "unsolved")])
+    client = mlflow.MlflowClient(sqlite_uri)
+    exp = client.get_experiment_by_name("capped")
+    children = client.search_runs([exp.experiment_id], "tags.`rnnbench.status` = 'unsolved'")
+    for run, steps in zip(children[:2], (700, 900), strict=True):
+        client.set_tag(run.info.run_id, "rnnbench.stop_reason", "max_seconds reached")
+        client.log_metric(run.info.run_id, "steps", steps)
+    _, _, table = solve_table(load_sweep(sqlite_uri, "capped"))
+    text = table["cells"][(("adding", 10), ("lstm", "none"))]
+    assert text.startswith("FAIL 0/3") and text.endswith("2 time-capped at ~800 steps"), text
