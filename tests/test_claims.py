@@ -3,37 +3,8 @@ flipping the numbers must flip each claim's finding."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-
-
-def _log(client, exp_id, parent, task, T, cell, clip, seed, status, gmax=1.5, gmean=1.0):
-    run = client.create_run(
-        exp_id,
-        run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}",
-        tags={
-            "mlflow.parentRunId": parent,
-            "rnnbench.status": status,
-            "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
-        },
-    )
-    rid = run.info.run_id
-    for k, v in dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed).items():
-        client.log_param(rid, k, v)
-    ts = int(time.time() * 1000)
-    ratio = {"solved": 0.01, "unsolved": 0.95, "diverged": 1e30}[status]
-    for key, value in dict(
-        val_loss_ratio=ratio,
-        grad_norm=gmean,
-        grad_norm_max=gmax,
-        clip_fraction=0.0 if clip == "none" else 0.5,
-        solved=float(status == "solved"),
-    ).items():
-        client.log_metric(rid, key, value, ts, 100)
-    if status == "solved":
-        client.log_metric(rid, "steps_to_solve", 1000, ts, 100)
-    client.set_terminated(rid, "FINISHED")
+from conftest import log_fake_run
 
 
 def _sweep(uri, name, rows):
@@ -49,7 +20,9 @@ def _sweep(uri, name, rows):
     for row in rows:
         for seed in (0, 1, 2):
             task, T, cell, clip, status, *gmax = row
-            _log(client, exp_id, parent, task, T, cell, clip, seed, status, *gmax)
+            log_fake_run(
+                client, exp_id, parent, task, T, cell, clip, seed, status, None, None, *gmax
+            )
     client.set_terminated(parent, "FINISHED")
 
 

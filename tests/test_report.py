@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from conftest import run_cli
+from conftest import log_fake_run, run_cli
 
 TINY_SWEEP = """
 name = "tinyreport"
@@ -95,31 +93,6 @@ def test_report_artifacts_attached_to_parent(tiny_report):
     assert {"report/report.md", "report/solve_rate.png", "report/gradient_decay.png"} <= names
 
 
-def _log(
-    client, exp_id, parent, task, T, cell, clip, seed, status, steps=None, ratio=0.5, gmax=3.0
-):
-    run = client.create_run(
-        exp_id,
-        run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}",
-        tags={
-            "mlflow.parentRunId": parent,
-            "rnnbench.status": status,
-            "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
-        },
-    )
-    rid = run.info.run_id
-    for k, v in dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed).items():
-        client.log_param(rid, k, v)
-    ts = int(time.time() * 1000)
-    client.log_metric(rid, "val_loss_ratio", ratio, ts, 100)
-    client.log_metric(rid, "grad_norm_max", gmax, ts, 100)
-    client.log_metric(rid, "clip_fraction", 0.0 if clip == "none" else 0.4, ts, 100)
-    client.log_metric(rid, "solved", float(status == "solved"), ts, 100)
-    if steps:
-        client.log_metric(rid, "steps_to_solve", steps, ts, 100)
-    client.set_terminated(rid, "FINISHED")
-
-
 def _fake_sweep(uri, clipped_tanh_solves: bool):
     import mlflow
 
@@ -131,11 +104,13 @@ def _fake_sweep(uri, clipped_tanh_solves: bool):
     client.log_param(parent, "spec", "fake")
     for seed in (0, 1, 2):
         for clip in ("none", "global_clipnorm=1"):
-            _log(client, exp_id, parent, "adding", 10, "simple_rnn", clip, seed, "solved", 500)
-            _log(client, exp_id, parent, "adding", 10, "lstm", clip, seed, "solved", 900)
-            _log(client, exp_id, parent, "adding", 50, "lstm", clip, seed, "solved", 1500)
+            log_fake_run(
+                client, exp_id, parent, "adding", 10, "simple_rnn", clip, seed, "solved", 500
+            )
+            log_fake_run(client, exp_id, parent, "adding", 10, "lstm", clip, seed, "solved", 900)
+            log_fake_run(client, exp_id, parent, "adding", 50, "lstm", clip, seed, "solved", 1500)
         tanh_clip = "solved" if clipped_tanh_solves else "unsolved"
-        _log(
+        log_fake_run(
             client,
             exp_id,
             parent,
@@ -147,7 +122,7 @@ def _fake_sweep(uri, clipped_tanh_solves: bool):
             "diverged",
             ratio=float("inf"),
         )
-        _log(
+        log_fake_run(
             client,
             exp_id,
             parent,
