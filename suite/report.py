@@ -514,6 +514,7 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
 
     def median_profile(runs):
         profs = [np.asarray(r.profile_first, dtype=float) for r in runs if r.profile_first]
+        profs = [q for q in profs if np.all(np.isfinite(q))]  # a run that blew up by then: skip
         if not profs:
             return None
         return np.median(np.stack([q / max(q[-1], 1e-30) for q in profs]), axis=0)
