@@ -4,7 +4,7 @@ flipping the numbers must flip each claim's finding."""
 from __future__ import annotations
 
 import pytest
-from conftest import log_fake_run
+from conftest import log_fake_run, run_cli
 
 
 def _sweep(uri, name, rows):
@@ -107,3 +107,29 @@ def test_solve_table_marks_time_capped_runs(sqlite_uri):
     _, _, table = solve_table(load_sweep(sqlite_uri, "capped"))
     text = table["cells"][(("adding", 10), ("lstm", "none"))]
     assert text.startswith("FAIL 0/3") and text.endswith("2 time-capped at ~800 steps"), text
+
+
+def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
+    """`rnnbench report --tracking-uri http://...` reads the runs and attaches the report there."""
+    import mlflow
+
+    rows = [
+        ("adding", 10, "lstm", "none", "solved"),
+        ("adding", 10, "simple_rnn", "none", "unsolved"),
+        ("adding", 10, "simple_rnn", "global_clipnorm=1", "unsolved"),
+    ]
+    _sweep(mlflow_server, "served", rows)
+    out = run_cli(
+        "report", "--tracking-uri", mlflow_server, "--experiment", "served", "--out", "rep",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| simple_rnn | global_clipnorm=1 | FAIL 0/3" in md
+    assert "tanh SimpleRNN failed adding@10 without clipping and still failed" in md
+    assert f"MLflow UI: {mlflow_server}" in out.stdout
+    client = mlflow.MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name("served")
+    parent = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'sweep'")[0]
+    names = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/solve_rate.png"} <= names
