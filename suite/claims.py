@@ -69,18 +69,14 @@ def _median(xs) -> float:
     return statistics.median(xs) if xs else math.nan
 
 
-def _longest(data, task: str, cells, clips=None) -> int:
-    """Longest T of ``task`` solved by any of ``cells`` (any clip, or those in ``clips``); 0: none."""
-    from suite.report import solved_set
+def _longest(data, task: str, cells) -> int:
+    """Longest T of ``task`` solved by any of ``cells`` with its best clip setting; 0: none."""
+    from suite.report import longest_solved
 
-    all_clips = {r.clip for r in data.finished}
-    best = 0
-    for cell in cells:
-        for clip in clips or all_clips:
-            for t, T in solved_set(data, cell, clip):
-                if t == task:
-                    best = max(best, T)
-    return best
+    return max(
+        (T or 0 for (t, cell, _), T in longest_solved(data).items() if t == task and cell in cells),
+        default=0,
+    )
 
 
 def _fmt_T(T: int) -> str:

@@ -502,7 +502,7 @@ def fig_learning_curves(data: SweepData, path: Path) -> None:
 
 def fig_gradient_decay(data: SweepData, path: Path) -> None:
     """Top row: ‖∂L/∂x_t‖ vs distance per cell (vanishing gradients). Bottom row: tanh
-    SimpleRNN per clip setting (clipping rescales the gradient; it does not change its decay)."""
+    SimpleRNN per clip setting (does clipping change the decay, or only rescale the gradient?)."""
     import numpy as np
 
     plt = _plt()
