@@ -118,9 +118,9 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
         ("adding", 10, "simple_rnn", "none", "unsolved"),
         ("adding", 10, "simple_rnn", "global_clipnorm=1", "unsolved"),
     ]
-    _sweep(mlflow_server, "served", rows)
+    _sweep(mlflow_server, "served-report", rows)  # the server is shared by the session
     out = run_cli(
-        "report", "--tracking-uri", mlflow_server, "--experiment", "served", "--out", "rep",
+        "report", "--tracking-uri", mlflow_server, "--experiment", "served-report", "--out", "rep",
         cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
@@ -129,7 +129,7 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
     assert "tanh SimpleRNN failed adding@10 without clipping and still failed" in md
     assert f"MLflow UI: {mlflow_server}" in out.stdout
     client = mlflow.MlflowClient(mlflow_server)
-    exp = client.get_experiment_by_name("served")
+    exp = client.get_experiment_by_name("served-report")
     parent = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'sweep'")[0]
     names = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/solve_rate.png"} <= names
