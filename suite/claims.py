@@ -216,10 +216,10 @@ def _claim4(data) -> Claim:
         return Claim(4, CLAIMS[4], UNTESTABLE, "no gradient norms were logged.")
     med, top = statistics.median(means), max(maxima)
     spikes = top >= SPIKE_RATIO * med
+    from suite.report import _mean_curve
+
     fired = _median(
-        statistics.mean(v for _, v in r.curves["clip_fraction"])
-        for r in clipped
-        if r.curves.get("clip_fraction")
+        _mean_curve(r, "clip_fraction") for r in clipped if r.curves.get("clip_fraction")
     )
     solve_none, solve_clip = _share(none, "solved"), _share(clipped, "solved")
     div_none, div_clip = _share(none, "diverged"), _share(clipped, "diverged")
