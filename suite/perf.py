@@ -12,6 +12,19 @@ Every number is a ratio of two measurements taken in the same run (these machine
 - inference latency at batch 1 and 64: onnxruntime (native-op export) vs Keras;
 - sweep scaling: wall time of a small fixed grid with ``--workers 2`` vs ``--workers 1``; goal <= 0.6.
 
+Two ceilings, measured in the same run, tell a miss of the code from a limit of the machine:
+
+- the *recurrent matmul ceiling*: the three matmuls a training step must do per time step
+  (``h @ W``, ``dz @ W^T``, ``h^T @ dz``, at the cell's shapes), alone in a ``tf.while_loop``
+  of T steps, as a fraction of the dense peak. No per-step RNN on TensorFlow can beat it: the
+  gate math, the loop's bookkeeping and the optimizer come on top;
+- the *scaling bound*: train steps/s of one process using every core vs two concurrent
+  processes with half the cores each (the sweep's thread split). It bounds the workers ratio
+  when one worker already uses both cores (TensorFlow's intra- and inter-op pools).
+
+Suite and ``fit`` are timed in alternating blocks (suite, fit, suite, fit, ...), so a change in
+machine load hits both sides alike.
+
 Analytic FLOPs of one train step (multiply-add = 2 FLOPs): the recurrent layer's matmuls are
 ``2 * B * T * g * H * (d + H)`` forward, with g = 1 (SimpleRNN), 3 (GRU), 4 (LSTM) gate blocks;
 the backward pass costs twice the forward (gradients w.r.t. activations and weights), so a
@@ -63,15 +76,42 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def suite_steps_per_second(
-    cell: str, T: int, steps: int, repeats: int, eval_every: int = 100
-) -> float:
-    """Steady-state steps/s of the suite's loop (traced once, warmed up, then timed)."""
+def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5) -> float:
+    """FLOP/s of a step's recurrent matmuls alone (see the module docstring), median of ``repeats``."""
+    import tensorflow as tf
+
+    g = GATES[cell]
+    w = tf.random.stateless_uniform((H, g * H), seed=(5, 6)) * 0.01
+    wt = tf.transpose(w)
+
+    @tf.function
+    def chain(h):
+        def body(i, h, dw):
+            z = tf.matmul(h, w)  # forward: B x H @ H x gH
+            dh = tf.matmul(z, wt)  # backward, gradient w.r.t. h: B x gH @ gH x H
+            dw = dw + tf.matmul(h, z, transpose_a=True)  # gradient w.r.t. W: H x B @ B x gH
+            return i + 1, h + 1e-3 * dh, dw
+
+        _, h, dw = tf.while_loop(lambda i, *_: i < T, body, [0, h, tf.zeros((H, g * H))])
+        return tf.reduce_sum(h) + tf.reduce_sum(dw)
+
+    h0 = tf.random.stateless_uniform((B, H), seed=(7, 8))
+    chain(h0).numpy()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        chain(h0).numpy()
+        times.append(time.perf_counter() - t0)
+    return 3 * 2 * B * T * g * H * H / statistics.median(times)
+
+
+def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int = 100):
+    """Build the suite's traced step for one run; return ``time(steps) -> steps/s``."""
     from suite.models import build_model
     from suite.train import TrainConfig, _batches, _Stepper, make_loss, make_optimizer
     from tasks import get_task
 
-    cfg = TrainConfig(task=REF["task"], seq_len=T, cell=cell, clip="global_clipnorm=1", hidden=REF["hidden"],
+    cfg = TrainConfig(task=REF["task"], seq_len=T, cell=cell, clip="global_clipnorm=1", hidden=hidden,
                       batch_size=REF["batch"])  # fmt: skip
     task = get_task(cfg.task, seq_len=T)
     model = build_model(cell, task, hidden=cfg.hidden, seed=0)
@@ -80,21 +120,23 @@ def suite_steps_per_second(
     for _ in range(10):  # trace + warm up
         stepper.train_step(*next(data))
     stepper.read_window()
-    rates = []
-    for _ in range(repeats):
+
+    def timed(steps: int) -> float:
         t0 = time.perf_counter()
         for i in range(1, steps + 1):
-            stepper.train_step(*next(data))
+            stepper.train_step(*next(data))  # data drawn as in a run: inside the timing
             if i % eval_every == 0:
-                stepper.read_window()
-        rates.append(steps / (time.perf_counter() - t0))
-    return statistics.median(rates)
+                stepper.read_window()  # the host reads the diagnostics, as in a run
+        return steps / (time.perf_counter() - t0)
+
+    return timed
 
 
-def fit_steps_per_second(cell: str, T: int, steps: int, repeats: int) -> float:
-    """Steady-state steps/s of a bare ``model.fit`` on the same model and the same kind of data."""
+def _fit_timer(cell: str, T: int, steps: int):
+    """A bare ``model.fit`` on the same model and kind of data; return ``time() -> steps/s``."""
     import keras
 
+    from suite.backend import _stderr_captured
     from suite.models import build_model
     from tasks import get_task
 
@@ -102,19 +144,31 @@ def fit_steps_per_second(cell: str, T: int, steps: int, repeats: int) -> float:
     model = build_model(cell, task, hidden=REF["hidden"], seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss="mse")
     x, y = task.generate(REF["batch"] * steps, np.random.default_rng(0))
-    model.fit(
-        x[: REF["batch"] * 10],
-        y[: REF["batch"] * 10],
-        batch_size=REF["batch"],
-        verbose=0,
-        shuffle=False,
-    )
-    rates = []
-    for _ in range(repeats):
+    fit = dict(batch_size=REF["batch"], verbose=0, shuffle=False)
+    with _stderr_captured():  # grappler's harmless "E0000 tfg_optimizer_hook" lines on IRNN
+        model.fit(x[: REF["batch"] * 10], y[: REF["batch"] * 10], **fit)  # trace + warm up
+
+    def timed() -> float:
         t0 = time.perf_counter()
-        model.fit(x, y, batch_size=REF["batch"], epochs=1, verbose=0, shuffle=False)
-        rates.append(steps / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        model.fit(x, y, epochs=1, **fit)
+        return steps / (time.perf_counter() - t0)
+
+    return timed
+
+
+def suite_steps_per_second(
+    cell: str, T: int, steps: int, repeats: int, hidden: int = REF["hidden"]
+) -> float:
+    """Steady-state steps/s of the suite's loop (traced once, warmed up, then timed; median)."""
+    timed = _suite_timer(cell, T, hidden)
+    return statistics.median(timed(steps) for _ in range(repeats))
+
+
+def suite_vs_fit(cell: str, T: int, steps: int, repeats: int) -> tuple[float, float]:
+    """Median steps/s of the suite's loop and of bare ``fit``, timed in alternating blocks."""
+    suite, fit = _suite_timer(cell, T), _fit_timer(cell, T, steps)
+    rates = [(suite(steps), fit()) for _ in range(repeats)]
+    return statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
 
 
 def peak_rss_mb(cell: str, steps: int) -> float:
@@ -161,6 +215,57 @@ eval_every = 100
 """
 
 
+SCALING_CELLS, SCALING_T, SCALING_HIDDEN = ("simple_rnn", "gru"), 50, 64  # the grid's runs
+
+
+def _rate_processes(cell: str, threads: int, count: int, steps: int, repeats: int) -> float:
+    """Total train steps/s of ``count`` concurrent processes, each with ``threads`` threads.
+
+    Each process warms up, says ``ready`` and waits; all start timing together on ``go``.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "suite.perf",
+        "--rate",
+        cell,
+        str(threads),
+        str(steps),
+        str(repeats),
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(count)]  # fmt: skip
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"perf rate process failed: {' '.join(cmd)}")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    return sum(float(p.communicate()[0]) for p in procs)
+
+
+def scaling_bound(steps: int, repeats: int) -> dict:
+    """The workers ratio the machine allows for the scaling grid's compute (module docstring)."""
+    cores = os.cpu_count() or 1
+    alone = {c: _rate_processes(c, cores, 1, steps, repeats) for c in SCALING_CELLS}
+    pair = {c: _rate_processes(c, max(1, cores // 2), 2, steps, repeats) for c in SCALING_CELLS}
+    # the grid runs the same number of steps per cell: wall ~ sum of steps / rate
+    bound = sum(1 / pair[c] for c in SCALING_CELLS) / sum(1 / alone[c] for c in SCALING_CELLS)
+    return {"alone_steps_s": alone, "pair_steps_s": pair, "bound": bound}
+
+
+def _rate_main(cell: str, threads: int, steps: int, repeats: int) -> None:
+    """Child of :func:`_rate_processes`: one training loop at the scaling grid's config."""
+    from suite.backend import configure
+
+    configure(threads=threads)
+    timed = _suite_timer(cell, SCALING_T, SCALING_HIDDEN)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(statistics.median(timed(steps) for _ in range(repeats)), flush=True)
+
+
 def sweep_wall(workers: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "grid.toml"
@@ -195,12 +300,14 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     for cell in cells:
         r: dict = {}
         say(f"{cell}: suite loop vs model.fit")
-        r["suite_steps_s"] = suite_steps_per_second(cell, REF["seq_len"], steps, repeats)
-        r["fit_steps_s"] = fit_steps_per_second(cell, REF["seq_len"], steps, repeats)
+        r["suite_steps_s"], r["fit_steps_s"] = suite_vs_fit(cell, REF["seq_len"], steps, repeats)
         r["fit_ratio"] = r["suite_steps_s"] / r["fit_steps_s"]
         flops = train_flops(cell, REF["batch"], REF["seq_len"], 2, REF["hidden"])
         r["train_gflops"] = flops * r["suite_steps_s"] / 1e9
         r["peak_fraction"] = r["train_gflops"] * 1e9 / peak
+        say(f"{cell}: recurrent matmul ceiling")
+        ceiling = recurrent_matmul_ceiling(cell, REF["batch"], REF["seq_len"], REF["hidden"])
+        r["ceiling_fraction"] = ceiling / peak
         say(f"{cell}: time per step vs T")
         r["ms_per_step"] = {
             T: 1000.0 / (r["suite_steps_s"] if T == REF["seq_len"] else suite_steps_per_second(cell, T, max(20, steps // 2), repeats))
@@ -215,11 +322,15 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     say("sweep scaling: --workers 1 vs 2")
     s_steps = 300 if quick else 1000  # enough work per run that start-up does not dominate
     w1, w2 = sweep_wall(1, s_steps), sweep_wall(2, s_steps)
+    say("sweep scaling: one training process alone vs two at once")
+    bound = scaling_bound(100 if quick else 200, 3)
     out["sweep"] = {
         "workers1_s": w1,
         "workers2_s": w2,
         "workers_ratio": w2 / w1,
-        "grid": f"4 configs, adding T=50, {s_steps} steps each",
+        "compute_bound": bound["bound"],
+        "bound_detail": bound,
+        "grid": f"4 configs, adding T={SCALING_T}, hidden {SCALING_HIDDEN}, {s_steps} steps each",
     }
     return out
 
@@ -237,8 +348,9 @@ def to_markdown(res: dict) -> str:
         f"Dense matmul peak (TensorFlow, float32): {res['matmul_peak_gflops']:.0f} GFLOP/s.",
         "",
         "| cell | suite steps/s | fit steps/s | suite/fit (goal >= 1.0) | GFLOP/s | of peak (goal >= 60 % LSTM/GRU) "
-        "| ms/step T=50/100/200/400 | t(400)/t(100) (goal <= 4.2) | peak RSS MB | ORT/Keras b1 | ORT/Keras b64 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| matmul ceiling | ms/step T=50/100/200/400 | t(400)/t(100) (goal <= 4.2) | peak RSS MB | ORT/Keras b1 "
+        "| ORT/Keras b64 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, r in res["cells"].items():
         gated = cell in ("lstm", "gru")
@@ -247,14 +359,20 @@ def to_markdown(res: dict) -> str:
         lines.append(
             f"| {cell} | {r['suite_steps_s']:.1f} | {r['fit_steps_s']:.1f} | {r['fit_ratio']:.2f} "
             f"{_mark(r['fit_ratio'], g['fit_ratio'], True)} | {r['train_gflops']:.1f} | {r['peak_fraction']:.0%} {peak_mark} "
-            f"| {ms} | {r['linear_400_100']:.2f} {_mark(r['linear_400_100'], g['linear_400_100'], False)} "
+            f"| {r['ceiling_fraction']:.0%} | {ms} | {r['linear_400_100']:.2f} {_mark(r['linear_400_100'], g['linear_400_100'], False)} "
             f"| {r['peak_rss_mb']:.0f} | {r['latency']['speedup_b1']:.1f}x | {r['latency']['speedup_b64']:.1f}x |"
         )
     s = res["sweep"]
     lines += [
         "",
         f"Sweep scaling ({s['grid']}): --workers 1 {s['workers1_s']:.1f} s, --workers 2 {s['workers2_s']:.1f} s, "
-        f"ratio {s['workers_ratio']:.2f} (goal <= 0.6) {_mark(s['workers_ratio'], g['workers_ratio'], False)}.",
+        f"ratio {s['workers_ratio']:.2f} (goal <= 0.6) {_mark(s['workers_ratio'], g['workers_ratio'], False)}; "
+        f"compute bound on this machine {s['compute_bound']:.2f} (one training process using every core vs "
+        "two at once with half each, same run).",
+        "",
+        "Matmul ceiling: the recurrent matmuls of a training step alone (forward, and both backward "
+        "products, in a loop of T steps) as a fraction of the same peak; no per-step RNN can exceed it. "
+        "Suite and fit are timed in alternating blocks.",
     ]
     return "\n".join(lines)
 
@@ -279,6 +397,7 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
         metrics = {
             "matmul_peak_gflops": res["matmul_peak_gflops"],
             "sweep_workers_ratio": res["sweep"]["workers_ratio"],
+            "sweep_compute_bound": res["sweep"]["compute_bound"],
         }
         for cell, r in res["cells"].items():
             for k in (
@@ -287,6 +406,7 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
                 "fit_ratio",
                 "train_gflops",
                 "peak_fraction",
+                "ceiling_fraction",
                 "linear_400_100",
                 "peak_rss_mb",
             ):
@@ -296,3 +416,12 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(out_dir), "perf")
     return out_dir / "perf.md"
+
+
+if __name__ == "__main__":  # python -m suite.perf --rate CELL THREADS STEPS REPEATS (internal)
+    if len(sys.argv) == 6 and sys.argv[1] == "--rate":
+        _rate_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        sys.exit(
+            "usage: python -m suite.perf --rate CELL THREADS STEPS REPEATS (use `rnnbench perf`)"
+        )

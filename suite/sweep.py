@@ -128,6 +128,13 @@ class _LocalPool:
         self.stopping = threading.Event()
         self.procs: list[subprocess.Popen] = []
         self.lock = threading.Lock()
+        self.ready: dict[int, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        """Start every worker now: each warms up (imports TensorFlow, Keras, MLflow) while
+        the sweep sets up its parent run."""
+        for slot in range(self.workers):
+            self.ready[slot] = self._spawn(slot)
 
     def _spawn(self, slot: int) -> subprocess.Popen:
         from suite.worker import set_parent_death_signal
@@ -163,7 +170,7 @@ class _LocalPool:
             q.put(job)
 
         def slot_loop(slot: int) -> None:
-            proc = None
+            proc = self.ready.pop(slot, None)
             while not self.stopping.is_set():
                 try:
                     job = q.get_nowait()
@@ -197,7 +204,7 @@ class _LocalPool:
                     proc = None
                 on_done(job, result)
             if proc is not None and proc.poll() is None:
-                proc.stdin.close()
+                proc.stdin.close()  # the worker exits at once (see suite.worker.main)
                 proc.wait()
 
         threads = [
@@ -289,6 +296,23 @@ def run_sweep(
     console=None,
 ) -> SweepOutcome:
     """Run ``plan.todo`` under a parent run; returns what happened."""
+    pool, logs = None, None
+    if executor != "ray" and plan.todo:  # start the workers first: they warm up meanwhile
+        logs = tempfile.TemporaryDirectory(prefix="rnnbench-workers-")
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        pool = _LocalPool(min(workers, len(plan.todo)), threads, device, Path(logs.name))
+        pool.start()
+    try:
+        return _run_sweep(
+            plan, tracking_uri, experiment, executor, ray_address, device, console, pool
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown(grace=15)  # no-op when every worker has exited
+            logs.cleanup()
+
+
+def _run_sweep(plan, tracking_uri, experiment, executor, ray_address, device, console, pool):
     import mlflow
     from rich.progress import (
         BarColumn,
@@ -387,11 +411,8 @@ def run_sweep(
         with progress:
             if executor == "ray":
                 _run_ray(jobs, ray_address, device, on_start, on_done)
-            else:
-                threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-                with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:
-                    pool = _LocalPool(min(workers, max(1, len(jobs))), threads, device, Path(logs))
-                    pool.run(jobs, on_start, on_done)
+            elif pool is not None:
+                pool.run(jobs, on_start, on_done)
     except KeyboardInterrupt:
         outcome.interrupted = True
         exp_runs = _all_runs(

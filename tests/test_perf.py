@@ -1,0 +1,57 @@
+"""``rnnbench perf``'s bookkeeping: the analytic FLOP count and the goal marks.
+
+The measurements themselves are a benchmark (``rnnbench perf``), not a test.
+"""
+
+from suite.perf import GOALS, REF, to_markdown, train_flops
+
+
+def test_train_flops_counts_gate_blocks_and_both_passes():
+    # LSTM, B=1, T=1, d=2, H=3, one scalar output: 3 passes x 2 FLOPs x (4 gates x 3 x (2 + 3) + 3 x 1)
+    assert train_flops("lstm", 1, 1, 2, 3) == 3 * 2 * (4 * 3 * 5 + 3)
+    # linear in batch and (recurrent part) in T; GRU has 3 gate blocks, SimpleRNN/IRNN one
+    assert train_flops("gru", 64, 100, 2, 128) == 64 * train_flops("gru", 1, 100, 2, 128)
+    assert train_flops("simple_rnn", 1, 10, 2, 8) == train_flops("irnn", 1, 10, 2, 8)
+    rnn, gru = train_flops("simple_rnn", 1, 100, 2, 8, out=0), train_flops("gru", 1, 100, 2, 8, out=0)
+    assert gru == 3 * rnn
+
+
+def _result(fit_ratio, peak_fraction, linear, workers_ratio):
+    cell = {
+        "suite_steps_s": 30.0,
+        "fit_steps_s": 30.0 / fit_ratio,
+        "fit_ratio": fit_ratio,
+        "train_gflops": 80.0,
+        "peak_fraction": peak_fraction,
+        "ceiling_fraction": 0.62,
+        "ms_per_step": {50: 10.0, 100: 20.0, 200: 40.0, 400: 20.0 * linear},
+        "linear_400_100": linear,
+        "peak_rss_mb": 900.0,
+        "latency": {"speedup_b1": 5.0, "speedup_b64": 2.0},
+    }
+    return {
+        "quick": True,
+        "machine": "test",
+        "date": "2026-11-25",
+        "reference": REF,
+        "goals": GOALS,
+        "matmul_peak_gflops": 200.0,
+        "cells": {"lstm": cell},
+        "sweep": {
+            "workers1_s": 10.0,
+            "workers2_s": 10.0 * workers_ratio,
+            "workers_ratio": workers_ratio,
+            "compute_bound": 0.65,
+            "grid": "g",
+        },
+    }
+
+
+def test_markdown_marks_each_goal_met_or_missed():
+    good = to_markdown(_result(1.2, 0.61, 3.9, 0.55))
+    assert "MISS" not in good
+    assert "1.20 ok" in good and "61% ok" in good and "3.90 ok" in good and "0.55 (goal <= 0.6) ok" in good
+    bad = to_markdown(_result(0.9, 0.30, 4.5, 0.7))
+    assert "0.90 MISS" in bad and "30% MISS" in bad and "4.50 MISS" in bad
+    assert "0.70 (goal <= 0.6) MISS" in bad
+    assert "compute bound on this machine 0.65" in bad and "| 62% |" in bad
