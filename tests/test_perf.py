@@ -12,7 +12,10 @@ def test_train_flops_counts_gate_blocks_and_both_passes():
     # linear in batch and (recurrent part) in T; GRU has 3 gate blocks, SimpleRNN/IRNN one
     assert train_flops("gru", 64, 100, 2, 128) == 64 * train_flops("gru", 1, 100, 2, 128)
     assert train_flops("simple_rnn", 1, 10, 2, 8) == train_flops("irnn", 1, 10, 2, 8)
-    rnn, gru = train_flops("simple_rnn", 1, 100, 2, 8, out=0), train_flops("gru", 1, 100, 2, 8, out=0)
+    rnn, gru = (
+        train_flops("simple_rnn", 1, 100, 2, 8, out=0),
+        train_flops("gru", 1, 100, 2, 8, out=0),
+    )
     assert gru == 3 * rnn
 
 
@@ -50,7 +53,12 @@ def _result(fit_ratio, peak_fraction, linear, workers_ratio):
 def test_markdown_marks_each_goal_met_or_missed():
     good = to_markdown(_result(1.2, 0.61, 3.9, 0.55))
     assert "MISS" not in good
-    assert "1.20 ok" in good and "61% ok" in good and "3.90 ok" in good and "0.55 (goal <= 0.6) ok" in good
+    assert (
+        "1.20 ok" in good
+        and "61% ok" in good
+        and "3.90 ok" in good
+        and "0.55 (goal <= 0.6) ok" in good
+    )
     bad = to_markdown(_result(0.9, 0.30, 4.5, 0.7))
     assert "0.90 MISS" in bad and "30% MISS" in bad and "4.50 MISS" in bad
     assert "0.70 (goal <= 0.6) MISS" in bad
