@@ -277,16 +277,14 @@ def sweep_cmd(
 
     console = Console(stderr=True)
     grid = sweep_spec.grid()
-    store_exists = not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
-    if dry_run and not store_exists:
-        plan_done: dict = {}
-    else:
-        _quiet_mlflow()
-        from suite.sweep import plan_sweep
-
-        plan = plan_sweep(sweep_spec, uri, experiment, resume=resume)
-        plan_done = plan.done
     if dry_run:
+        store_exists = not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
+        plan_done: dict = {}
+        if store_exists:
+            _quiet_mlflow()
+            from suite.sweep import plan_sweep
+
+            plan_done = plan_sweep(sweep_spec, uri, experiment, resume=resume).done
         for c in grid:
             mark = "skip (finished)" if c.config_hash() in plan_done else "run"
             print(f"{mark:16} {c.run_name}")
@@ -295,14 +293,24 @@ def sweep_cmd(
         )
         return
 
-    from suite.sweep import run_sweep, summary_rows
+    import contextlib
 
-    console.print(
-        f"[bold]sweep {sweep_spec.name}[/]: {len(grid)} configs, {len(plan.done)} already finished, "
-        f"{len(plan.todo)} to run on {workers if executor == 'local' else 'Ray'} "
-        f"{'workers' if executor == 'local' else ''} -> {uri} (experiment {experiment!r})"
-    )
-    outcome = run_sweep(plan, uri, experiment, workers, executor, ray_address, device, console)
+    from suite.sweep import LocalPool, plan_sweep, run_sweep, summary_rows
+
+    # Local workers start first: they warm up (TensorFlow, MLflow imports) while the store is
+    # opened and the grid planned; a worker left without a job is killed.
+    local = executor == "local"
+    with LocalPool(min(workers, len(grid)), device) if local else contextlib.nullcontext() as pool:
+        _quiet_mlflow()
+        plan = plan_sweep(sweep_spec, uri, experiment, resume=resume)
+        console.print(
+            f"[bold]sweep {sweep_spec.name}[/]: {len(grid)} configs, {len(plan.done)} already finished, "
+            f"{len(plan.todo)} to run on {min(workers, max(1, len(plan.todo))) if local else 'Ray'} "
+            f"{'workers' if local else ''} -> {uri} (experiment {experiment!r})"
+        )
+        outcome = run_sweep(
+            plan, uri, experiment, workers, executor, ray_address, device, console, pool
+        )
     if outcome.interrupted:
         console.print(
             f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"

@@ -3,10 +3,10 @@
 - Resume (default): a config whose ``rnnbench.config_hash`` already has a FINISHED run in
   the experiment is skipped; runs left RUNNING by a crash or kill are marked KILLED and
   re-run. The parent run of an earlier attempt at the same grid is reused.
-- Local executor: ``workers`` long-lived worker processes (``suite.worker``), TensorFlow's
-  threads split so they don't oversubscribe the cores. Each worker writes its own runs to
-  the store (sqlite takes the few concurrent writes; see README). A worker that crashes
-  fails only its run.
+- Local executor: ``workers`` long-lived worker processes (``suite.worker``, see
+  ``LocalPool``), TensorFlow's threads split so they don't oversubscribe the cores. Each
+  worker writes its own runs to the store (sqlite takes the few concurrent writes; see
+  README). A worker that crashes fails only its run.
 - Ray executor: one Ray task per config (``num_cpus=1`` or ``num_gpus=1``), logging to
   the same tracking URI.
 """
@@ -120,21 +120,31 @@ def check_executor(executor: str, ray_address: str | None, tracking_uri: str) ->
             )
 
 
-class _LocalPool:
-    """``workers`` worker processes fed from one queue by one thread each."""
+class LocalPool:
+    """``workers`` worker processes fed from one queue by one thread each.
 
-    def __init__(self, workers: int, threads: int, device: str, log_dir: Path) -> None:
-        self.workers, self.threads, self.device, self.log_dir = workers, threads, device, log_dir
+    The workers start at once and warm up (import TensorFlow, Keras, MLflow: ~5 s) while the
+    sweep plans and sets up its parent run; a worker left without a job is killed. Use as a
+    context manager: on exit every worker is stopped and the log folder removed.
+    """
+
+    def __init__(self, workers: int, device: str) -> None:
+        self.workers, self.device = workers, device
+        # TensorFlow's threads split so the workers don't oversubscribe the cores
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self._logs = tempfile.TemporaryDirectory(prefix="rnnbench-workers-")
+        self.log_dir = Path(self._logs.name)
         self.stopping = threading.Event()
         self.procs: list[subprocess.Popen] = []
         self.lock = threading.Lock()
-        self.ready: dict[int, subprocess.Popen] = {}
+        self.ready = {slot: self._spawn(slot) for slot in range(workers)}
 
-    def start(self) -> None:
-        """Start every worker now: each warms up (imports TensorFlow, Keras, MLflow) while
-        the sweep sets up its parent run."""
-        for slot in range(self.workers):
-            self.ready[slot] = self._spawn(slot)
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown(grace=15)  # no-op when every worker has exited
+        self._logs.cleanup()
 
     def _spawn(self, slot: int) -> subprocess.Popen:
         from suite.worker import set_parent_death_signal
@@ -171,6 +181,7 @@ class _LocalPool:
 
         def slot_loop(slot: int) -> None:
             proc = self.ready.pop(slot, None)
+            used = False
             while not self.stopping.is_set():
                 try:
                     job = q.get_nowait()
@@ -179,7 +190,7 @@ class _LocalPool:
                 if proc is None or proc.poll() is not None:
                     proc = self._spawn(slot)
                 on_start(job)
-                result = None
+                used, result = True, None
                 try:
                     proc.stdin.write(json.dumps(job) + "\n")
                     proc.stdin.flush()
@@ -204,7 +215,10 @@ class _LocalPool:
                     proc = None
                 on_done(job, result)
             if proc is not None and proc.poll() is None:
-                proc.stdin.close()  # the worker exits at once (see suite.worker.main)
+                if used:
+                    proc.stdin.close()  # the worker exits at once (see suite.worker.main)
+                else:
+                    proc.kill()  # still warming up, never given a job: nothing to lose
                 proc.wait()
 
         threads = [
@@ -294,22 +308,22 @@ def run_sweep(
     ray_address: str | None = None,
     device: str = "auto",
     console=None,
+    pool: LocalPool | None = None,
 ) -> SweepOutcome:
-    """Run ``plan.todo`` under a parent run; returns what happened."""
-    pool, logs = None, None
-    if executor != "ray" and plan.todo:  # start the workers first: they warm up meanwhile
-        logs = tempfile.TemporaryDirectory(prefix="rnnbench-workers-")
-        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-        pool = _LocalPool(min(workers, len(plan.todo)), threads, device, Path(logs.name))
-        pool.start()
-    try:
+    """Run ``plan.todo`` under a parent run; returns what happened.
+
+    Args:
+        pool: a ``LocalPool`` started earlier (the CLI starts it before planning, so the
+            workers warm up meanwhile); default: one is started here for the local executor.
+    """
+    if executor == "ray" or pool is not None:
         return _run_sweep(
             plan, tracking_uri, experiment, executor, ray_address, device, console, pool
         )
-    finally:
-        if pool is not None:
-            pool.shutdown(grace=15)  # no-op when every worker has exited
-            logs.cleanup()
+    with LocalPool(min(workers, max(1, len(plan.todo))), device) as pool:
+        return _run_sweep(
+            plan, tracking_uri, experiment, executor, ray_address, device, console, pool
+        )
 
 
 def _run_sweep(plan, tracking_uri, experiment, executor, ray_address, device, console, pool):
