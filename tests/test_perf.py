@@ -24,6 +24,7 @@ def _result(fit_ratio, peak_fraction, linear, workers_ratio):
         "suite_steps_s": 30.0,
         "fit_steps_s": 30.0 / fit_ratio,
         "fit_ratio": fit_ratio,
+        "block_ratios": [fit_ratio - 0.1, fit_ratio, fit_ratio + 0.05],
         "train_gflops": 80.0,
         "peak_fraction": peak_fraction,
         "ceiling_fraction": 0.62,
@@ -60,6 +61,6 @@ def test_markdown_marks_each_goal_met_or_missed():
         and "0.55 (goal <= 0.6) ok" in good
     )
     bad = to_markdown(_result(0.9, 0.30, 4.5, 0.7))
-    assert "0.90 MISS" in bad and "30% MISS" in bad and "4.50 MISS" in bad
+    assert "0.90 MISS (0.80-0.95)" in bad and "30% MISS" in bad and "4.50 MISS" in bad
     assert "0.70 (goal <= 0.6) MISS" in bad
     assert "compute bound on this machine 0.65" in bad and "| 62% |" in bad
