@@ -58,6 +58,22 @@ def import_tensorflow():
     return tf
 
 
+NO_GPU = (
+    "--device gpu was requested but TensorFlow sees no GPU; install the `gpu` extra "
+    "(pip install 'rnnbench[gpu]') on a machine with an NVIDIA GPU, or use --device cpu."
+)
+
+
+def check_gpu_visible() -> None:
+    """Raise ``RuntimeError`` (:data:`NO_GPU`) unless TensorFlow sees a GPU on this machine.
+
+    Cheap next to a run (it imports TensorFlow but builds no runtime), so a process that
+    only starts others (a sweep) can refuse ``--device gpu`` before it writes anything.
+    """
+    if not import_tensorflow().config.list_physical_devices("GPU"):
+        raise RuntimeError(NO_GPU)
+
+
 def configure(device: str = "auto", threads: int | None = None, deterministic: bool = True) -> dict:
     """Configure TensorFlow for this process and return what was chosen.
 
@@ -88,10 +104,7 @@ def configure(device: str = "auto", threads: int | None = None, deterministic: b
             pass
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise RuntimeError(
-            "--device gpu was requested but TensorFlow sees no GPU; install the `gpu` extra "
-            "(pip install 'rnnbench[gpu]') on a machine with an NVIDIA GPU, or use --device cpu."
-        )
+        raise RuntimeError(NO_GPU)
     if device == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
         gpus = []

@@ -272,6 +272,13 @@ def sweep_cmd(
     except TrackingError as e:
         raise UserError(str(e)) from None
     check_executor(executor, ray_address, uri)
+    if device == "gpu" and executor == "local" and not dry_run:
+        from suite.backend import check_gpu_visible
+
+        try:
+            check_gpu_visible()  # before any worker starts or any run is written
+        except RuntimeError as e:
+            raise UserError(str(e)) from None
 
     from rich.console import Console
 
@@ -575,8 +582,13 @@ def perf_cmd(
         raise UserError(str(e)) from None
     from rich.console import Console
 
+    from suite.backend import configure
     from suite.perf import run_perf, save_and_log, to_markdown
 
+    try:
+        configure(device=device)  # --device gpu without a GPU: one line, before any measuring
+    except RuntimeError as e:
+        raise UserError(str(e)) from None
     console = Console(stderr=True)
     with console.status("perf") as status:
         res = run_perf(chosen, quick, device, progress=lambda msg: status.update(f"perf: {msg}"))

@@ -64,3 +64,20 @@ def test_train_prints_one_line_result_and_uses_default_store(tmp_path):
     assert result_lines[0].startswith("adding-T8-irnn-global_clipnorm=1-s0: ")
     assert "val loss / baseline" in result_lines[0]
     assert (tmp_path / "mlflow.db").exists()  # sqlite:///mlflow.db in the working dir
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [["train", "--max-steps", "5"], ["sweep", "quick"], ["perf", "--quick"]],
+    ids=["train", "sweep", "perf"],
+)
+def test_device_gpu_without_a_gpu_exits_2_and_writes_nothing(cmd, tmp_path):
+    from suite.backend import import_tensorflow
+
+    if import_tensorflow().config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    out = run_cli(*cmd, "--device", "gpu", cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--device gpu" in lines[0] and "sees no GPU" in lines[0], out.stderr
+    assert list(tmp_path.iterdir()) == []  # no store, no reports
