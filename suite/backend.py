@@ -82,7 +82,7 @@ def configure(device: str = "auto", threads: int | None = None, deterministic: b
         threads: TensorFlow threads for this process (``None``: TensorFlow's default, all
             cores). Both intra-op and inter-op pools get this many: the backward pass of an
             RNN step has independent branches (dW and dh), and on 2 cores inter-op = 1 made
-            LSTM training ~25 % and SimpleRNN ~35 % slower than inter-op = 2 (measured,
+            LSTM training ~24 % and SimpleRNN ~30 % slower than inter-op = 2 (measured,
             batch 64, T = 100, hidden 128). A sweep gives each of N workers cores / N.
         deterministic: enable TensorFlow op determinism (same seed, same numbers on CPU).
 

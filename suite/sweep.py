@@ -316,7 +316,7 @@ def run_sweep(
         pool: a ``LocalPool`` started earlier (the CLI starts it before planning, so the
             workers warm up meanwhile); default: one is started here for the local executor.
     """
-    if executor == "ray" or pool is not None:
+    if executor == "ray" or pool is not None:  # a pool passed in stays its caller's to close
         return _run_sweep(
             plan, tracking_uri, experiment, executor, ray_address, device, console, pool
         )
@@ -425,7 +425,7 @@ def _run_sweep(plan, tracking_uri, experiment, executor, ray_address, device, co
         with progress:
             if executor == "ray":
                 _run_ray(jobs, ray_address, device, on_start, on_done)
-            elif pool is not None:
+            else:
                 pool.run(jobs, on_start, on_done)
     except KeyboardInterrupt:
         outcome.interrupted = True
