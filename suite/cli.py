@@ -252,7 +252,12 @@ def sweep_cmd(
     from suite.backend import DEVICES
     from suite.spec import SpecError, load_spec
     from suite.sweep import check_executor, default_workers
-    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+    from tracking.mlflow_runs import (
+        TrackingError,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        sqlite_path,
+    )
 
     try:
         sweep_spec = load_spec(spec)
@@ -285,9 +290,9 @@ def sweep_cmd(
     console = Console(stderr=True)
     grid = sweep_spec.grid()
     if dry_run:
-        store_exists = not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
+        store = sqlite_path(uri)
         plan_done: dict = {}
-        if store_exists:
+        if store is None or store.exists():
             _quiet_mlflow()
             from suite.sweep import plan_sweep
 
@@ -348,14 +353,19 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Write report.md + figures for a sweep (solve table, curves, gradients, verdict) and attach them to its parent run."""
-    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+    from tracking.mlflow_runs import (
+        TrackingError,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        sqlite_path,
+    )
 
     uri = resolve_tracking_uri(tracking_uri)
     try:
         check_tracking_uri(uri)
     except TrackingError as e:
         raise UserError(str(e)) from None
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    if (store := sqlite_path(uri)) and not store.exists():
         raise UserError(
             f"no tracking store at {uri}; run `rnnbench sweep quick` first (or pass --tracking-uri)."
         )
@@ -382,11 +392,7 @@ def report_cmd(
     print(
         f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
     )
-    ui_uri = (
-        uri
-        if not uri.startswith("sqlite:///")
-        else f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
-    )
+    ui_uri = f"sqlite:///{store.resolve()}" if (store := sqlite_path(uri)) else uri
     if uri.startswith(("http://", "https://")):
         print(f"MLflow UI: {uri}")
     else:
@@ -422,7 +428,12 @@ def export_cmd(
     Winner per task@T: the solved run with the smallest seconds_to_solve; if none solved, the lowest
     val_loss_ratio, flagged unsolved. Registered as rnnbench-{task}-T{seq_len} with alias champion.
     """
-    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
+    from tracking.mlflow_runs import (
+        TrackingError,
+        check_tracking_uri,
+        resolve_tracking_uri,
+        sqlite_path,
+    )
 
     if not (all_ or run or task):
         raise UserError("say what to export: --all, --task T --seq-len L, or --run RUN_ID.")
@@ -438,7 +449,7 @@ def export_cmd(
         check_tracking_uri(uri)
     except TrackingError as e:
         raise UserError(str(e)) from None
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    if (store := sqlite_path(uri)) and not store.exists():
         raise UserError(
             f"no tracking store at {uri}; no runs to export (run `rnnbench train` or a sweep first)."
         )

@@ -67,9 +67,9 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
                 f"{DEFAULT_TRACKING_URI}"
             ) from None
     elif parsed.scheme == "sqlite":
-        path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
-        if path and path != ":memory:":
-            parent = Path(path).expanduser().resolve().parent
+        path = sqlite_path(uri)
+        if path and str(path) != ":memory:":
+            parent = path.expanduser().resolve().parent
             if not parent.is_dir():
                 raise TrackingError(
                     f"the folder of the sqlite store {uri} does not exist ({parent}); create it "
@@ -79,6 +79,11 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise TrackingError(
             f"unsupported tracking URI {uri!r}; use sqlite:///PATH.db, http://HOST:PORT or a folder"
         )
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` tracking URI; ``None`` for any other URI."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 @functools.lru_cache(maxsize=1)
