@@ -1,7 +1,14 @@
-"""TensorFlow set-up: quiet logs, thread counts, device choice, determinism.
+"""Process set-up for the Keras backend that trains: which backend, which device, threads.
 
-Call :func:`configure` once per process before building models; it must run before
-TensorFlow creates its runtime (thread pools cannot change afterwards).
+Keras 3 runs on TensorFlow or JAX (``--backend``). The choice is fixed before ``keras`` is
+first imported (with the default backend, ``import keras`` imports TensorFlow), so every
+entry point calls :func:`configure` (or :func:`select_backend`) before anything that
+imports Keras. A JAX process never imports TensorFlow.
+
+Example:
+    >>> from suite.backend import configure
+    >>> configure(backend="jax", device="cpu")["backend"]      # doctest: +SKIP
+    'jax'
 """
 
 from __future__ import annotations
@@ -12,7 +19,71 @@ import sys
 import tempfile
 
 DEVICES = ("auto", "cpu", "gpu")
+BACKENDS = ("tensorflow", "jax")
 _configured: dict | None = None
+
+NO_GPU = {
+    "tensorflow": (
+        "--device gpu was requested but TensorFlow sees no GPU; install the `gpu` extra "
+        "(pip install 'rnnbench[gpu]') on a machine with an NVIDIA GPU, or use --device cpu."
+    ),
+    "jax": (
+        "--device gpu was requested but JAX sees no GPU; install the `jax-cuda` extra "
+        "(pip install 'rnnbench[jax-cuda]') on a machine with an NVIDIA GPU, or use --device cpu."
+    ),
+}
+
+
+def default_backend() -> str:
+    """``$KERAS_BACKEND`` when it names a supported backend, else ``tensorflow``."""
+    env = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    return env if env in BACKENDS else "tensorflow"
+
+
+def check_backend(backend: str) -> str:
+    """Raise ``ValueError`` naming ``backend`` unless it is supported (and installed, for JAX)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}.")
+    if backend == "jax":
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None:
+            raise ValueError(
+                "--backend jax needs JAX: pip install 'rnnbench[jax]' (CPU) or "
+                "'rnnbench[jax-cuda]' (NVIDIA GPU)."
+            )
+    return backend
+
+
+def active_backend() -> str | None:
+    """The backend Keras runs on in this process, or ``None`` before ``keras`` is imported."""
+    if "keras" not in sys.modules:
+        return None
+    return sys.modules["keras"].backend.backend()
+
+
+def select_backend(backend: str | None = None) -> str:
+    """Fix the Keras backend of this process (before ``keras`` is imported) and return it.
+
+    Raises:
+        ValueError: unknown backend, or JAX asked for but not installed.
+        RuntimeError: Keras already runs on another backend in this process.
+    """
+    backend = check_backend(backend or default_backend())
+    active = active_backend()
+    if active is not None and active != backend:
+        raise RuntimeError(
+            f"this process already runs Keras on {active!r}; --backend {backend} needs a new "
+            "process (a Keras backend is fixed when keras is first imported)."
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax" and "tensorflow" not in sys.modules:
+        # Keras probes `import tensorflow` when it is installed even on JAX (its serializer
+        # checks for tf.TensorShape when saving a model): that costs seconds and GBs and
+        # breaks the promise that a JAX run never imports TensorFlow. Python's documented
+        # block (a None entry in sys.modules) makes that probe answer "not available".
+        sys.modules["tensorflow"] = None
+    return backend
 
 
 def quiet_tensorflow() -> None:
@@ -58,44 +129,104 @@ def import_tensorflow():
     return tf
 
 
-NO_GPU = (
-    "--device gpu was requested but TensorFlow sees no GPU; install the `gpu` extra "
-    "(pip install 'rnnbench[gpu]') on a machine with an NVIDIA GPU, or use --device cpu."
-)
+def import_jax(device: str = "auto"):
+    """Import JAX for ``device`` (``cpu`` hides any GPU: set before JAX starts) and return it."""
+    if device == "cpu" and "jax" not in sys.modules:
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    with _stderr_captured():
+        import jax
+
+        jax.devices()  # the platform probe (and its warnings) happen here
+    return jax
 
 
-def check_gpu_visible() -> None:
-    """Raise ``RuntimeError`` (:data:`NO_GPU`) unless TensorFlow sees a GPU on this machine.
+def _jax_gpus(jax) -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # "Unknown backend gpu" / no CUDA plugin
+        return []
 
-    Cheap next to a run (it imports TensorFlow but builds no runtime), so a process that
-    only starts others (a sweep) can refuse ``--device gpu`` before it writes anything.
+
+def check_gpu_visible(backend: str | None = None) -> None:
+    """Raise ``RuntimeError`` (:data:`NO_GPU`) unless ``backend`` sees a GPU on this machine.
+
+    Cheap next to a run (builds no model), so a process that only starts others (a sweep)
+    can refuse ``--device gpu`` before it writes anything.
     """
-    if not import_tensorflow().config.list_physical_devices("GPU"):
-        raise RuntimeError(NO_GPU)
+    backend = check_backend(backend or default_backend())
+    if backend == "jax":
+        if not _jax_gpus(import_jax()):
+            raise RuntimeError(NO_GPU["jax"])
+    elif not import_tensorflow().config.list_physical_devices("GPU"):
+        raise RuntimeError(NO_GPU["tensorflow"])
 
 
-def configure(device: str = "auto", threads: int | None = None, deterministic: bool = True) -> dict:
-    """Configure TensorFlow for this process and return what was chosen.
+def configure(
+    device: str = "auto",
+    threads: int | None = None,
+    deterministic: bool = True,
+    backend: str | None = None,
+) -> dict:
+    """Configure the Keras backend for this process and return what was chosen.
 
     Args:
-        device: ``auto`` (GPU when TensorFlow sees one), ``cpu`` or ``gpu``.
+        device: ``auto`` (GPU when the backend sees one), ``cpu`` or ``gpu``.
         threads: TensorFlow threads for this process (``None``: TensorFlow's default, all
             cores). Both intra-op and inter-op pools get this many: the backward pass of an
             RNN step has independent branches (dW and dh), and on 2 cores inter-op = 1 made
             LSTM training ~24 % and SimpleRNN ~30 % slower than inter-op = 2 (measured,
             batch 64, T = 100, hidden 128). A sweep gives each of N workers cores / N.
-        deterministic: enable TensorFlow op determinism (same seed, same numbers on CPU).
+            JAX (XLA) sizes its own CPU thread pool; this setting does not apply to it.
+        deterministic: enable TensorFlow op determinism (same seed, same numbers on CPU;
+            JAX on CPU is deterministic by default).
+        backend: ``tensorflow`` or ``jax`` [default: ``$KERAS_BACKEND``, else tensorflow].
+            A later call without ``backend`` returns the first call's choice.
 
     Returns:
-        ``{"device": "cpu"|"gpu", "device_name": str, "threads": int|None}``.
+        ``{"backend", "device": "cpu"|"gpu", "device_name": str, "threads": int|None}``.
+
+    Raises:
+        ValueError: unknown device or backend, JAX not installed.
+        RuntimeError: ``--device gpu`` without a visible GPU; Keras already on another backend.
     """
     global _configured
     if device not in DEVICES:
         raise ValueError(f"Unknown device {device!r}; choose one of: {', '.join(DEVICES)}.")
     if _configured is not None:
+        if backend is not None and backend != _configured["backend"]:
+            raise RuntimeError(
+                f"this process already trains on {_configured['backend']!r}; --backend {backend} "
+                "needs a new process."
+            )
         return _configured
-    tf = import_tensorflow()
+    backend = select_backend(backend or active_backend() or default_backend())
+    if backend == "jax":
+        _configured = _configure_jax(device, threads)
+    else:
+        _configured = _configure_tensorflow(device, threads, deterministic)
+    return _configured
 
+
+def _cpu_name() -> str:
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _configure_jax(device: str, threads: int | None) -> dict:
+    jax = import_jax(device)
+    gpus = _jax_gpus(jax)
+    if device == "gpu" and not gpus:
+        raise RuntimeError(NO_GPU["jax"])
+    if gpus and device != "cpu":
+        kind, name = "gpu", gpus[0].device_kind
+    else:
+        kind, name = "cpu", _cpu_name()
+    return {"backend": "jax", "device": kind, "device_name": f"{kind}: {name}", "threads": threads}
+
+
+def _configure_tensorflow(device: str, threads: int | None, deterministic: bool) -> dict:
+    tf = import_tensorflow()
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
@@ -104,7 +235,7 @@ def configure(device: str = "auto", threads: int | None = None, deterministic: b
             pass
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise RuntimeError(NO_GPU)
+        raise RuntimeError(NO_GPU["tensorflow"])
     if device == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
         gpus = []
@@ -118,11 +249,45 @@ def configure(device: str = "auto", threads: int | None = None, deterministic: b
         name = details.get("device_name", gpus[0].name)
         kind = "gpu"
     else:
-        import platform
-
-        name = platform.processor() or platform.machine() or "cpu"
-        kind = "cpu"
+        name, kind = _cpu_name(), "cpu"
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    _configured = {"device": kind, "device_name": f"{kind}: {name}", "threads": threads}
-    return _configured
+    return {
+        "backend": "tensorflow",
+        "device": kind,
+        "device_name": f"{kind}: {name}",
+        "threads": threads,
+    }
+
+
+def backend_requirements(backend: str) -> list[str]:
+    """Pinned pip requirements of a model trained on ``backend`` (for its MLflow model)."""
+    import importlib.metadata as md
+
+    names = ["keras"] + (["jax", "jaxlib"] if backend == "jax" else ["tensorflow"])
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n}=={md.version(n)}")
+        except md.PackageNotFoundError:
+            out.append(n)
+    return out
+
+
+def compiled_forward(model):
+    """``fn(x: np.ndarray) -> np.ndarray``: the model's inference call, compiled once for
+    the active backend (a traced ``tf.function`` or a ``jax.jit`` of ``stateless_call``),
+    so latency measurements compare like with like."""
+    import numpy as np
+
+    if active_backend() == "jax":
+        import jax
+
+        tv = [v.value for v in model.trainable_variables]
+        ntv = [v.value for v in model.non_trainable_variables]
+        fn = jax.jit(lambda tv, ntv, x: model.stateless_call(tv, ntv, x, training=False)[0])
+        return lambda x: np.asarray(fn(tv, ntv, x))
+    tf = import_tensorflow()
+    spec = tf.TensorSpec([None, None, int(model.input_shape[-1])], tf.float32)
+    tf_fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return lambda x: tf_fn(tf.constant(x)).numpy()

@@ -37,6 +37,19 @@ def _root() -> None:
     and GRU do? Train, sweep and report, measured."""
 
 
+BACKEND_HELP = "tensorflow | jax [default: $KERAS_BACKEND, else tensorflow]."
+
+
+def _backend_or_error(backend: str | None) -> str:
+    """The backend to use (flag, else $KERAS_BACKEND, else tensorflow), checked."""
+    from suite.backend import check_backend, default_backend
+
+    try:
+        return check_backend(backend or default_backend())
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def _task_or_error(name: str, seq_len: int, **options):
     from tasks import get_task
 
@@ -154,8 +167,9 @@ def train_cmd(
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
     device: Annotated[
-        str, typer.Option(help="auto | cpu | gpu (auto: GPU when TensorFlow sees one).")
+        str, typer.Option(help="auto | cpu | gpu (auto: GPU when the backend sees one).")
     ] = "auto",
+    backend: Annotated[str | None, typer.Option(help=f"Keras backend: {BACKEND_HELP}")] = None,
 ) -> None:
     """Train one cell with one clip setting on one task; log it to MLflow.
 
@@ -180,6 +194,7 @@ def train_cmd(
         eval_every=eval_every,
         seed=seed,
         task_options=_parse_options(option),
+        backend=_backend_or_error(backend),
     )
     try:
         config.validate()
@@ -199,7 +214,7 @@ def train_cmd(
     from suite.progress import TrainProgress
 
     try:
-        dev = configure(device=device)
+        dev = configure(device=device, backend=config.backend)
     except RuntimeError as e:
         raise UserError(str(e)) from None
     _quiet_mlflow()
@@ -207,7 +222,8 @@ def train_cmd(
 
     console = Console(stderr=True)
     console.print(
-        f"[bold]{config.run_name}[/] on {dev['device_name']} -> {uri} (experiment {experiment!r})"
+        f"[bold]{config.run_name}[/] on {dev['backend']}, {dev['device_name']} -> {uri} "
+        f"(experiment {experiment!r})"
     )
     with TrainProgress(config.max_steps, "train", console) as progress:
         run_id, result = run_and_log(config, uri, experiment, callbacks=[progress])
@@ -244,6 +260,10 @@ def sweep_cmd(
     ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
     device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
+    backend: Annotated[
+        str | None,
+        typer.Option(help=f"Keras backend of every run: {BACKEND_HELP} A spec may set it in [train]."),
+    ] = None,
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
 
@@ -259,9 +279,12 @@ def sweep_cmd(
         sqlite_path,
     )
 
+    if backend is not None:
+        _backend_or_error(backend)
     try:
-        sweep_spec = load_spec(spec)
-    except SpecError as e:
+        sweep_spec = load_spec(spec).with_backend(backend)
+        sweep_backend = sweep_spec.backend
+    except (SpecError, ValueError) as e:
         raise UserError(str(e)) from None
     if show:
         print(sweep_spec.source, end="")
@@ -281,7 +304,7 @@ def sweep_cmd(
         from suite.backend import check_gpu_visible
 
         try:
-            check_gpu_visible()  # before any worker starts or any run is written
+            check_gpu_visible(sweep_backend)  # before any worker starts or any run is written
         except RuntimeError as e:
             raise UserError(str(e)) from None
 
@@ -312,13 +335,14 @@ def sweep_cmd(
     # Local workers start first: they warm up (TensorFlow, MLflow imports) while the store is
     # opened and the grid planned; a worker left without a job is killed.
     local = executor == "local"
-    with LocalPool(min(workers, len(grid)), device) if local else contextlib.nullcontext() as pool:
+    pool_ctx = LocalPool(min(workers, len(grid)), device, sweep_backend) if local else None
+    with pool_ctx or contextlib.nullcontext() as pool:
         _quiet_mlflow()
         plan = plan_sweep(sweep_spec, uri, experiment, resume=resume)
         console.print(
             f"[bold]sweep {sweep_spec.name}[/]: {len(grid)} configs, {len(plan.done)} already finished, "
             f"{len(plan.todo)} to run on {min(workers, max(1, len(plan.todo))) if local else 'Ray'} "
-            f"{'workers' if local else ''} -> {uri} (experiment {experiment!r})"
+            f"{'workers' if local else ''} ({sweep_backend}) -> {uri} (experiment {experiment!r})"
         )
         outcome = run_sweep(
             plan, uri, experiment, workers, executor, ray_address, device, console, pool
@@ -328,6 +352,7 @@ def sweep_cmd(
             f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"
             + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
             + (f" --experiment {experiment}" if experiment != "rnnbench" else "")
+            + (f" --backend {backend}" if backend else "")
         )
         raise typer.Exit(130)
     _print_summary(summary_rows(plan, uri, experiment), sweep_spec.name)

@@ -6,8 +6,10 @@ Cells:
     lstm, gru   Keras defaults (GRU reset_after=True), cuDNN-eligible on a GPU: default
                 activations, no recurrent dropout, no unroll, use_bias.
 
-Initialisers are the Keras defaults given explicit seeds, so the same seed builds the
-same weights without touching global RNG state.
+Initial weights follow the Keras defaults (Glorot-uniform kernels, orthogonal recurrent
+matrices, zero biases, LSTM forget-gate bias 1), but their random draws come from numpy
+(``np.random.default_rng``) rather than the backend's RNG: the same seed builds the same
+weights on TensorFlow and on JAX, without touching global RNG state.
 
 Example:
     >>> from tasks import get_task
@@ -17,6 +19,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 CELLS = ("simple_rnn", "irnn", "lstm", "gru")
 
@@ -79,4 +83,44 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
         task.output_dim, kernel_initializer=init.GlorotUniform(seed=seed + 2), name="head"
     )
     outputs = head(rnn(inputs))
-    return keras.Model(inputs, outputs, name=f"{task.name}_{cell}")
+    model = keras.Model(inputs, outputs, name=f"{task.name}_{cell}")
+    for v, value in zip(model.weights, initial_weights(model, cell, seed), strict=True):
+        v.assign(value)
+    return model
+
+
+def _glorot_uniform(shape, rng: np.random.Generator) -> np.ndarray:
+    fan_in, fan_out = shape[0], shape[-1]
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _orthogonal(shape, rng: np.random.Generator) -> np.ndarray:
+    """Keras's ``Orthogonal`` (gain 1): QR of a normal matrix, signs fixed by diag(R)."""
+    rows, cols = int(np.prod(shape[:-1])), shape[-1]
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return q.reshape(shape)
+
+
+def initial_weights(model, cell: str, seed: int) -> list[np.ndarray]:
+    """The model's initial weights (in ``model.weights`` order) drawn with numpy from ``seed``.
+
+    Random draws replace the backend's: kernels Glorot-uniform, recurrent kernels orthogonal
+    (IRNN keeps its identity), each from its own stream ``default_rng([seed, index])``;
+    biases keep their deterministic Keras initial values.
+    """
+    out = []
+    for i, v in enumerate(model.weights):
+        value = np.asarray(v.value if hasattr(v, "value") else v)
+        name = v.path.rsplit("/", 1)[-1]
+        rng = np.random.default_rng([seed, i])
+        if name == "kernel":
+            value = _glorot_uniform(value.shape, rng)
+        elif name == "recurrent_kernel" and cell != "irnn":
+            value = _orthogonal(value.shape, rng)
+        out.append(np.asarray(value, dtype=np.float32))
+    return out

@@ -81,6 +81,25 @@ class SweepSpec:
     source: str = ""  # the TOML text
     origin: str = ""  # preset name or file path
 
+    def with_backend(self, backend: str | None) -> SweepSpec:
+        """This spec with every run on ``backend`` (``None``: keep the spec's own choice)."""
+        if backend is not None:
+            self.train["backend"] = backend
+            for ov in self.overrides.values():
+                ov.pop("backend", None)
+        return self
+
+    @property
+    def backend(self) -> str:
+        """The one Keras backend every run of this sweep trains on."""
+        found = sorted({c.backend for c in self.grid()})
+        if len(found) != 1:
+            raise SpecError(
+                f"spec {self.origin} mixes backends {found}; a sweep trains on one backend "
+                "(run one sweep per backend, e.g. with --backend)."
+            )
+        return found[0]
+
     def spec_hash(self) -> str:
         return hashlib.sha256("\n".join(c.config_hash() for c in self.grid()).encode()).hexdigest()[
             :16

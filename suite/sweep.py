@@ -29,6 +29,7 @@ from suite.errors import UserError
 from suite.spec import SweepSpec
 from suite.train import TrainConfig
 from suite.worker import MARK
+from tracking.mlflow_runs import BACKEND_TAG
 
 KIND_TAG, SPEC_HASH_TAG, SWEEP_TAG = "rnnbench.kind", "rnnbench.spec_hash", "rnnbench.sweep"
 
@@ -128,8 +129,8 @@ class LocalPool:
     context manager: on exit every worker is stopped and the log folder removed.
     """
 
-    def __init__(self, workers: int, device: str) -> None:
-        self.workers, self.device = workers, device
+    def __init__(self, workers: int, device: str, backend: str = "tensorflow") -> None:
+        self.workers, self.device, self.backend = workers, device, backend
         # TensorFlow's threads split so the workers don't oversubscribe the cores
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self._logs = tempfile.TemporaryDirectory(prefix="rnnbench-workers-")
@@ -158,6 +159,8 @@ class LocalPool:
             str(self.threads),
             "--device",
             self.device,
+            "--backend",
+            self.backend,
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         proc = subprocess.Popen(
@@ -320,7 +323,7 @@ def run_sweep(
         return _run_sweep(
             plan, tracking_uri, experiment, executor, ray_address, device, console, pool
         )
-    with LocalPool(min(workers, max(1, len(plan.todo))), device) as pool:
+    with LocalPool(min(workers, max(1, len(plan.todo))), device, plan.spec.backend) as pool:
         return _run_sweep(
             plan, tracking_uri, experiment, executor, ray_address, device, console, pool
         )
@@ -361,6 +364,8 @@ def _run_sweep(plan, tracking_uri, experiment, executor, ray_address, device, co
         client.log_param(parent_id, "spec", spec.name)
         client.log_param(parent_id, "origin", spec.origin)
         client.log_param(parent_id, "grid_size", len(plan.grid))
+        client.log_param(parent_id, "backend", spec.backend)
+        client.set_tag(parent_id, BACKEND_TAG, spec.backend)
         for key in ("tasks", "seq_lens", "cells", "clips", "seeds"):
             client.log_param(parent_id, key, ",".join(map(str, getattr(spec, key))))
         client.log_text(parent_id, spec.source, "sweep.toml")

@@ -2,11 +2,13 @@
 
 The loop draws a fresh batch from the task generator at every step (infinite data, as
 in the literature), evaluates on one fixed validation set every ``eval_every`` steps,
-and stops as soon as the task is solved. One traced ``tf.function`` does the whole
+and stops as soon as the task is solved. One compiled function does the whole
 step: forward, loss, gradients, the pre-clip global gradient norm, whether clipping
 fired, the Keras optimizer update (which does the clipping), and the window
 accumulators. The host reads those accumulators only at eval points, where the
 expensive diagnostic, the gradient-through-time profile ‖∂L/∂x_t‖, is computed too.
+The step itself is backend code (``suite.steps``: TensorFlow or JAX, ``backend``); this
+loop, and everything downstream of it, is the same for both.
 
 Time-to-target counts train steps (data generation included), not evaluation,
 diagnostics or logging (AlgoPerf's rule).
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from suite.backend import check_backend, default_backend
 from suite.clipping import parse_clip
 from suite.models import check_cell
 
@@ -60,6 +63,7 @@ class TrainConfig:
     profile_size: int = 64  # validation samples used for the ‖∂L/∂x_t‖ profile
     seed: int = 0  # seeds data, validation data (seed + 10**6) and weights
     task_options: dict = field(default_factory=dict)  # e.g. {"num_symbols": 8}
+    backend: str = field(default_factory=default_backend)  # tensorflow | jax ($KERAS_BACKEND)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad value (before anything heavy runs)."""
@@ -68,6 +72,7 @@ class TrainConfig:
         get_task(self.task, seq_len=self.seq_len, **self.task_options)
         check_cell(self.cell)
         parse_clip(self.clip)
+        check_backend(self.backend)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"Unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
@@ -110,8 +115,15 @@ class TrainConfig:
         return d
 
     def config_hash(self) -> str:
-        """Stable hash of everything that defines the run (16 hex chars)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Stable hash of everything that defines the run (16 hex chars).
+
+        The backend is part of it (a JAX run and a TensorFlow run are different results);
+        TensorFlow, the original backend, is left out so earlier stores still resume.
+        """
+        d = self.to_dict()
+        if d["backend"] == "tensorflow":
+            del d["backend"]
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -197,105 +209,6 @@ def make_loss(task):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-class _Stepper:
-    """The traced functions of one run: train step, window stats, eval, profile."""
-
-    def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
-        import tensorflow as tf
-
-        from tasks import FINAL_SCALAR, PER_STEP_CLASS
-
-        self.model, self.task, self.optimizer, self.loss_fn = model, task, optimizer, loss_fn
-        variables = model.trainable_variables
-        optimizer.build(variables)
-        scalar = task.output_kind == FINAL_SCALAR
-        y_dtype = tf.float32 if scalar else tf.int64
-        y_shape = [None] if task.output_kind != PER_STEP_CLASS else [None, None]
-        x_spec = tf.TensorSpec([None, None, task.input_dim], tf.float32)
-        y_spec = tf.TensorSpec(y_shape, y_dtype)
-        # Window accumulators, read by the host once per evaluation.
-        self.acc = tf.Variable(tf.zeros([7], tf.float32), trainable=False)
-        kind, tau = clip.kind, clip.tau
-
-        def compute_loss(y, pred):
-            if scalar:
-                pred = tf.reshape(pred, [-1])
-            return loss_fn(y, pred)
-
-        def clip_fired(grads, gnorm):
-            if kind == "global_clipnorm":
-                return gnorm > tau
-            if kind == "clipnorm":
-                return tf.reduce_any(tf.stack([tf.norm(g) > tau for g in grads]))
-            if kind == "clipvalue":
-                return tf.reduce_any(tf.stack([tf.reduce_max(tf.abs(g)) > tau for g in grads]))
-            return tf.constant(False)
-
-        @tf.function(input_signature=[x_spec, y_spec], reduce_retracing=True)
-        def train_step(x, y):
-            with tf.GradientTape() as tape:
-                loss = compute_loss(y, model(x, training=True))
-            grads = tape.gradient(loss, variables)
-            gnorm = tf.linalg.global_norm(grads)
-            fired = tf.cast(clip_fired(grads, gnorm), tf.float32)
-            optimizer.apply(grads, variables)  # Keras clips here, exactly as configured
-            finite = tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(gnorm), tf.float32)
-            a = self.acc
-            # [steps, sum grad_norm, max grad_norm, clipped steps, sum loss, last loss, non-finite]
-            a.assign(
-                tf.stack(
-                    [
-                        a[0] + 1.0,
-                        a[1] + gnorm,
-                        tf.maximum(a[2], gnorm),
-                        a[3] + fired,
-                        a[4] + loss,
-                        loss,
-                        tf.maximum(a[6], 1.0 - finite),
-                    ]
-                )
-            )
-            return loss
-
-        @tf.function(input_signature=[x_spec])
-        def predict(x):
-            return model(x, training=False)
-
-        @tf.function(input_signature=[x_spec, y_spec])
-        def profile(x, y):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                pred = model(x, training=False)
-                if task.output_kind == PER_STEP_CLASS and hasattr(task, "recall_slice"):
-                    s = task.recall_slice  # copy: the loss at the recall positions
-                    loss = loss_fn(y[:, s.start : s.stop], pred[:, s.start : s.stop])
-                else:
-                    loss = compute_loss(y, pred)
-            g = tape.gradient(loss, x)  # [batch, time, features]
-            return tf.sqrt(tf.reduce_sum(tf.square(g), axis=[0, 2]))
-
-        self.train_step, self.predict, self.profile = train_step, predict, profile
-
-    def read_window(self) -> dict[str, float]:
-        a = self.acc.numpy().astype(np.float64)
-        self.acc.assign(np.zeros(7, np.float32))
-        n = max(a[0], 1.0)
-        return {
-            "steps": a[0],
-            "grad_norm": a[1] / n,
-            "grad_norm_max": a[2],
-            "clip_fraction": a[3] / n,
-            "train_loss": a[4] / n,
-            "last_loss": a[5],
-            "nonfinite": a[6],
-        }
-
-    def evaluate(self, x, y, chunk: int = 500) -> dict[str, float]:
-        preds = [self.predict(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)]
-        m = self.task.evaluate(y, np.concatenate(preds))
-        return {f"val_{k}": v for k, v in m.items()}
-
-
 def _batches(task, batch_size: int, rng: np.random.Generator):
     """Endless fresh batches, drawn ``DATA_CHUNK`` at a time in one vectorised call."""
     while True:
@@ -319,14 +232,17 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
     config.validate()
     from suite.backend import configure
 
-    configure()
+    configure(backend=config.backend)
     from suite.models import build_model
+    from suite.steps import make_stepper
     from tasks import get_task
 
     task = get_task(config.task, seq_len=config.seq_len, **config.task_options)
     baseline = task.baseline_loss
     model = model or build_model(config.cell, task, hidden=config.hidden, seed=config.seed)
-    stepper = _Stepper(model, task, make_optimizer(config), make_loss(task), config.clip_spec)
+    stepper = make_stepper(
+        config.backend, model, task, make_optimizer(config), make_loss(task), config.clip_spec
+    )
     data = _batches(task, config.batch_size, np.random.default_rng(config.seed))
     x_val, y_val = task.generate(config.val_size, np.random.default_rng(config.seed + 10**6))
     px, py = x_val[: config.profile_size], y_val[: config.profile_size]
@@ -344,6 +260,7 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
         for _ in range(n):
             x, y = next(data)
             stepper.train_step(x, y)
+        stepper.sync()
         train_seconds += time.perf_counter() - t0
         step += n
         if callbacks:
@@ -351,13 +268,13 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
 
         window = stepper.read_window()
         val = stepper.evaluate(x_val, y_val)
-        prof = stepper.profile(px, py).numpy().astype(np.float64)
+        prof = stepper.profile(px, py)
         metrics = {
-            "train_loss": window["train_loss"],
+            "train_loss": window.train_loss,
             **val,
-            "grad_norm": window["grad_norm"],
-            "grad_norm_max": window["grad_norm_max"],
-            "clip_fraction": window["clip_fraction"],
+            "grad_norm": window.grad_norm,
+            "grad_norm_max": window.grad_norm_max,
+            "clip_fraction": window.clip_fraction,
             "grad_decay": grad_decay_slope(prof),
             "val_loss_ratio": val["val_loss"] / baseline,
         }
@@ -368,7 +285,7 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
 
         limit = DIVERGENCE_FACTOR * baseline
         bad = [k for k in ("train_loss", "val_loss", "grad_norm") if not math.isfinite(metrics[k])]
-        if window["nonfinite"] or bad:
+        if window.nonfinite or bad:
             status, reason = DIVERGED, f"non-finite {', '.join(bad) or 'loss'}"
             break
         if metrics["train_loss"] > limit or metrics["val_loss"] > limit:
@@ -382,6 +299,7 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
             reason = "max_seconds reached"
             break
 
+    stepper.finish()
     val_loss = val.get("val_loss", float("nan"))
     return TrainResult(
         status=status,

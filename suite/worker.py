@@ -1,6 +1,6 @@
 """A sweep worker: trains the configs it is sent, one at a time, each in its own MLflow run.
 
-Local sweeps start ``python -m suite.worker --threads N --device D`` processes that read one
+Local sweeps start ``python -m suite.worker --threads N --device D --backend B`` processes that read one
 JSON job per line on stdin and answer one ``@@rnnbench@@ {json}`` line on stdout per job.
 A worker that crashes (even a segfault) takes down only the job it was running; the sweep
 records that run as FAILED and starts a fresh worker. On Linux a worker dies with its sweep
@@ -42,7 +42,7 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
 
     from suite.backend import configure
 
-    configure(device=device, threads=threads)
+    configure(device=device, threads=threads, backend=job["config"].get("backend"))
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -113,7 +113,7 @@ class _CrashDrill:
         pass
 
 
-def warm_up(threads: int | None, device: str) -> None:
+def warm_up(threads: int | None, device: str, backend: str | None = None) -> None:
     """Import and configure the heavy modules before the first job arrives.
 
     The sweep starts its workers before it sets up its own MLflow parent run, so these
@@ -122,7 +122,7 @@ def warm_up(threads: int | None, device: str) -> None:
     """
     from suite.backend import configure
 
-    configure(device=device, threads=threads)
+    configure(device=device, threads=threads, backend=backend)
     import keras  # noqa: F401
     import mlflow  # noqa: F401
 
@@ -134,11 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", default=None)
     args = parser.parse_args()
     set_parent_death_signal()
     _stop_on_sigterm()
     try:
-        warm_up(args.threads, args.device)
+        warm_up(args.threads, args.device, args.backend)
         for line in sys.stdin:
             if not line.strip():
                 continue

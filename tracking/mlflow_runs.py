@@ -13,7 +13,8 @@ The layout is a contract ([report], [onnx] and the README rely on it):
   solved; training time only), ``val_loss_ratio``, ``steps``, ``train_seconds``,
   ``steps_per_second``.
 - tags: ``rnnbench.status`` (solved | unsolved | diverged), ``rnnbench.stop_reason``,
-  ``rnnbench.config_hash``, ``rnnbench.version``, ``rnnbench.git_commit``, ``rnnbench.device``.
+  ``rnnbench.config_hash``, ``rnnbench.version``, ``rnnbench.git_commit``, ``rnnbench.device``,
+  ``rnnbench.backend`` (tensorflow | jax; also the param ``backend``).
 - artifacts: ``grad_profile.json`` (‖∂L/∂x_t‖ per eval step) and the Keras model as an
   MLflow model named ``model`` (load with ``mlflow.keras.load_model("runs:/<id>/model")``).
 """
@@ -32,6 +33,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in
 DEFAULT_EXPERIMENT = "rnnbench"
 STATUS_TAG = "rnnbench.status"
 HASH_TAG = "rnnbench.config_hash"
+BACKEND_TAG = "rnnbench.backend"
 REACH_TIMEOUT_S = 5.0  # an unreachable server is reported well within 10 s
 
 
@@ -181,7 +183,7 @@ def run_and_log(
     from suite.train import SOLVED, train
 
     uri = resolve_tracking_uri(tracking_uri)
-    device = configure()
+    device = configure(backend=config.backend)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     exp = mlflow.set_experiment(experiment)
@@ -191,6 +193,7 @@ def run_and_log(
         "rnnbench.version": __version__,
         "rnnbench.git_commit": git_commit(),
         "rnnbench.device": device["device_name"],
+        BACKEND_TAG: config.backend,
         "rnnbench.task": config.task,
         "rnnbench.cell": config.cell,
         "rnnbench.clip": str(config.clip_spec),
@@ -236,12 +239,12 @@ def run_and_log(
 
 
 def _log_keras_model(model, config) -> None:
-    import keras
     import mlflow
     import numpy as np
-    import tensorflow as tf
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
+
+    from suite.backend import backend_requirements
 
     # Batch and time stay dynamic (-1), as in the model itself.
     in_shape = (-1, -1, int(model.input_shape[-1]))
@@ -251,7 +254,7 @@ def _log_keras_model(model, config) -> None:
         outputs=Schema([TensorSpec(np.dtype(np.float32), out_shape, "y")]),
     )
     # Pinned requirements: MLflow's own inference of them imports half the world (slow).
-    reqs = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
+    reqs = backend_requirements(config.backend)
     mlflow.keras.log_model(model, name="model", pip_requirements=reqs, signature=signature)
 
 

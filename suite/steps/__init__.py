@@ -1,0 +1,135 @@
+"""The train step: one interface, one implementation per Keras backend.
+
+``train()`` (``suite.train``) drives a :class:`Stepper` and never touches backend code:
+
+    train_step(x, y)   one optimizer step on a batch; no host sync (results stay on device)
+    sync()             wait for the queued steps (the loop's timer stops after it)
+    read_window()      the :class:`Window` since the last read, then reset it
+    evaluate(x, y)     the task's validation metrics (``val_`` prefixed)
+    profile(x, y)      ‖∂L/∂x_t‖ for every input step t (numpy, [time])
+    finish()           leave the trained weights in the Keras model (for logging/export)
+
+Implementations: ``tf_step.TFStepper`` (``tf.function`` + ``GradientTape``) and
+``jax_step.JaxStepper`` (Keras's stateless API in one ``jax.jit``). Both let the Keras
+optimizer clip exactly as configured and measure the same things.
+
+Example:
+    >>> stepper = make_stepper("jax", model, task, optimizer, loss_fn, clip)  # doctest: +SKIP
+    >>> stepper.train_step(x, y); stepper.read_window().steps                 # doctest: +SKIP
+    1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+import numpy as np
+
+# Names of the window accumulators, in the order both implementations keep them.
+WINDOW_FIELDS = (
+    "steps",  # train steps in the window
+    "grad_norm_sum",  # sum of pre-clip global gradient norms
+    "grad_norm_max",  # largest pre-clip global gradient norm
+    "clipped_steps",  # steps on which the configured clipping changed the gradients
+    "loss_sum",  # sum of train losses
+    "last_loss",  # the window's last train loss
+    "nonfinite",  # 1 if any step had a non-finite loss or gradient norm
+)
+
+
+@dataclass
+class Window:
+    """What the train steps since the last evaluation measured (read once per evaluation)."""
+
+    steps: float = 0.0
+    grad_norm_sum: float = 0.0
+    grad_norm_max: float = 0.0
+    clipped_steps: float = 0.0
+    loss_sum: float = 0.0
+    last_loss: float = 0.0
+    nonfinite: float = 0.0
+
+    @classmethod
+    def from_values(cls, values) -> Window:
+        a = np.asarray(values, dtype=np.float64)
+        return cls(**{f.name: float(a[i]) for i, f in enumerate(fields(cls))})
+
+    @property
+    def grad_norm(self) -> float:
+        return self.grad_norm_sum / max(self.steps, 1.0)
+
+    @property
+    def clip_fraction(self) -> float:
+        return self.clipped_steps / max(self.steps, 1.0)
+
+    @property
+    def train_loss(self) -> float:
+        return self.loss_sum / max(self.steps, 1.0)
+
+
+def update_window(ops, acc: dict, loss, gnorm, fired) -> dict:
+    """The accumulators after one step, written once with backend ``ops`` (``keras.ops``
+    semantics: ``maximum``, ``cast``, ``isfinite``, ``logical_and``)."""
+    finite = ops.cast(ops.logical_and(ops.isfinite(loss), ops.isfinite(gnorm)), "float32")
+    return {
+        "steps": acc["steps"] + 1.0,
+        "grad_norm_sum": acc["grad_norm_sum"] + gnorm,
+        "grad_norm_max": ops.maximum(acc["grad_norm_max"], gnorm),
+        "clipped_steps": acc["clipped_steps"] + ops.cast(fired, "float32"),
+        "loss_sum": acc["loss_sum"] + loss,
+        "last_loss": ops.cast(loss, "float32"),
+        "nonfinite": ops.maximum(acc["nonfinite"], 1.0 - finite),
+    }
+
+
+def clip_fired(ops, kind: str, tau: float | None, grads, gnorm):
+    """Whether the Keras optimizer's clipping changes these (pre-clip) gradients."""
+    if kind == "global_clipnorm":
+        return gnorm > tau
+    if kind == "clipnorm":
+        return ops.any(ops.stack([ops.sqrt(ops.sum(ops.square(g))) > tau for g in grads]))
+    if kind == "clipvalue":
+        return ops.any(ops.stack([ops.max(ops.abs(g)) > tau for g in grads]))
+    return ops.convert_to_tensor(False)
+
+
+def global_norm(ops, grads):
+    return ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
+
+
+class Stepper(Protocol):
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> None: ...
+    def sync(self) -> None: ...
+    def read_window(self) -> Window: ...
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
+    def profile(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+    def finish(self) -> None: ...
+
+
+def make_stepper(backend: str, model, task, optimizer, loss_fn, clip) -> Stepper:
+    """The stepper for ``backend`` (``tensorflow`` or ``jax``), built for this model."""
+    if backend == "jax":
+        from suite.steps.jax_step import JaxStepper
+
+        return JaxStepper(model, task, optimizer, loss_fn, clip)
+    from suite.steps.tf_step import TFStepper
+
+    return TFStepper(model, task, optimizer, loss_fn, clip)
+
+
+def evaluate_in_chunks(task, predict, x, y, chunk: int = 500) -> dict[str, float]:
+    """Validation metrics of ``predict`` (numpy in, numpy out) over ``x`` in chunks."""
+    preds = [np.asarray(predict(x[i : i + chunk])) for i in range(0, len(x), chunk)]
+    m = task.evaluate(y, np.concatenate(preds))
+    return {f"val_{k}": v for k, v in m.items()}
+
+
+def profile_loss(task, loss_fn, compute_loss, y, pred):
+    """The loss the ‖∂L/∂x_t‖ profile differentiates: copy's recall positions only."""
+    from tasks import PER_STEP_CLASS
+
+    if task.output_kind == PER_STEP_CLASS and hasattr(task, "recall_slice"):
+        s = task.recall_slice
+        return loss_fn(y[:, s.start : s.stop], pred[:, s.start : s.stop])
+    return compute_loss(y, pred)
