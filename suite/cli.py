@@ -447,6 +447,13 @@ def export_cmd(
             help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs trained on this backend (tensorflow | jax) [default: the backend "
+            "that trained the winners]."
+        ),
+    ] = None,
 ) -> None:
     """Export winning models to ONNX (native RNN/LSTM/GRU ops), check them in onnxruntime, register them.
 
@@ -481,13 +488,28 @@ def export_cmd(
     _quiet_mlflow()
     from suite.export import candidate_for_run, candidates, export_one, winners
 
+    if backend is not None:
+        _backend_or_error(backend)
     if run:
         chosen = [candidate_for_run(uri, run)]
     else:
-        chosen = winners(candidates(uri, experiment), task, seq_len)
+        cands = candidates(uri, experiment)
+        if backend is not None:
+            cands = [c for c in cands if c.backend == backend]
+        chosen = winners(cands, task, seq_len)
     if not chosen:
         what = f" for {task}" + (f"@{seq_len}" if seq_len else "") if task else ""
-        raise UserError(f"no finished runs to export{what} in experiment {experiment!r} at {uri}.")
+        on = f" trained on {backend}" if backend else ""
+        raise UserError(
+            f"no finished runs{on} to export{what} in experiment {experiment!r} at {uri}."
+        )
+    used = sorted({c.backend for c in chosen})
+    if len(used) > 1:
+        raise UserError(
+            f"the winners were trained on {' and '.join(used)}; one export runs one Keras "
+            f"backend: run it once per backend with --backend {used[0]} and --backend {used[1]}."
+        )
+    _backend_or_error(used[0])
     from rich.console import Console
     from rich.table import Table
 

@@ -7,7 +7,12 @@ val loss ratio); when none solved, the lowest ``val_loss_ratio``, exported but f
 Checks (printed and logged on the export run): ``onnx.checker``; parity against Keras on
 fresh task data at batch 1 and 64 and at two lengths (trained T and another); the task
 metric recomputed from onnxruntime outputs vs Keras'; latency p50/p95 at batch 1 and 64,
-onnxruntime vs Keras (a traced ``tf.function``) in the same process.
+onnxruntime vs Keras (a traced ``tf.function`` or a ``jax.jit``) in the same process.
+
+Backend: the model is loaded and checked on the Keras backend that trained it (param
+``backend``; runs from before it existed trained on TensorFlow). One process runs one
+backend, so one export call takes winners of one backend (``--backend`` picks when a store
+holds both).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class Candidate:
     seconds_to_solve: float
     val_loss_ratio: float
     task_options: dict
+    backend: str = "tensorflow"  # the Keras backend that trained the run
 
 
 def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
@@ -67,6 +73,7 @@ def _candidate(r) -> Candidate:
         seconds_to_solve=m.get("seconds_to_solve", math.inf),
         val_loss_ratio=m.get("val_loss_ratio", math.inf),
         task_options=opts,
+        backend=p.get("backend", "tensorflow"),
     )
 
 
@@ -145,18 +152,15 @@ def check_parity(model, session, task, cell: str, seed: int = 0) -> dict:
 
 
 def measure_latency(model, session, task, repeats: int = 30) -> dict:
-    import tensorflow as tf
-
+    from suite.backend import compiled_forward
     from suite.onnx_infer import time_call
 
-    spec = tf.TensorSpec([None, None, task.input_dim], tf.float32)
-    keras_fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    keras_fn = compiled_forward(model)
     out = {}
     for B in (1, 64):
         x, _ = task.generate(B, np.random.default_rng(B))
-        xt = tf.constant(x)
         o50, o95 = time_call(lambda x=x: session.run(None, {"x": x}), repeats)
-        k50, k95 = time_call(lambda xt=xt: keras_fn(xt).numpy(), repeats)
+        k50, k95 = time_call(lambda x=x: keras_fn(x), repeats)
         out.update(
             {
                 f"ort_p50_ms_b{B}": o50,
@@ -178,9 +182,11 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     from suite.backend import configure
     from suite.onnx_build import OPSET, build_onnx
     from tasks import get_task
+    from tracking.mlflow_runs import BACKEND_TAG
 
-    configure()
+    configure(backend=cand.backend)
     task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
+    mlflow.set_tracking_uri(tracking_uri)  # runs:/ URIs resolve through it
     try:
         model = mlflow.keras.load_model(f"runs:/{cand.run_id}/model")
     except Exception as e:
@@ -225,6 +231,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
             "rnnbench.task": cand.task,
             "rnnbench.cell": cand.cell,
             "rnnbench.clip": cand.clip,
+            BACKEND_TAG: cand.backend,
         },
     ) as run:
         mlflow.log_params(

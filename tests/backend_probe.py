@@ -1,0 +1,108 @@
+"""Run one backend scenario in a fresh process and print its findings as one JSON line.
+
+A process runs one Keras backend, so the cross-backend tests (test_backends.py) start
+``python tests/backend_probe.py SCENARIO BACKEND [ARG]`` once per backend and compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+
+
+def _sha(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def start(backend: str) -> dict:
+    """Initial weights, first batch, first-step loss and a short run, per cell."""
+    from suite.backend import configure
+
+    configure(backend=backend, device="cpu")
+    from suite.models import CELLS, build_model
+    from suite.train import TrainConfig, _batches, train
+    from tasks import get_task
+
+    out = {}
+    for cell, task_name in zip(CELLS, ("adding", "copy", "delayed_recall", "adding"), strict=True):
+        cfg = dict(task=task_name, seq_len=10, cell=cell, hidden=8, batch_size=16, val_size=64,
+                   clip="global_clipnorm=1", backend=backend)  # fmt: skip
+        task = get_task(task_name, seq_len=10)
+        model = build_model(cell, task, hidden=8, seed=0)
+        x, y = next(_batches(task, 16, np.random.default_rng(0)))
+        first = train(TrainConfig(max_steps=1, eval_every=1, **cfg)).history[0].metrics
+        later = train(TrainConfig(max_steps=40, eval_every=20, **cfg)).history[-1].metrics
+        out[cell] = {
+            "weights": _sha(np.asarray(v) for v in model.weights),
+            "data": _sha([x, y]),
+            "first_loss": first["train_loss"],
+            "first_grad_norm": first["grad_norm"],
+            "val_loss_40": later["val_loss"],
+        }
+    return out
+
+
+def semantics(backend: str) -> dict:
+    """Clipping bounds the update, clip kinds fire, the profile, divergence, TF never loaded."""
+    from suite.backend import configure
+
+    configure(backend=backend, device="cpu")
+    from suite.models import build_model
+    from suite.train import TrainConfig, train
+    from tasks import get_task
+
+    tiny = dict(seq_len=10, hidden=8, batch_size=16, val_size=32, backend=backend)
+    out: dict = {"update": {}}
+    for clip in ("global_clipnorm=0.001", "none"):
+        task = get_task("adding", seq_len=10)
+        model = build_model("simple_rnn", task, hidden=8, seed=0)
+        before = [np.array(v) for v in model.trainable_variables]
+        cfg = TrainConfig(task="adding", cell="simple_rnn", clip=clip, optimizer="sgd", lr=1.0,
+                          max_steps=1, eval_every=1, **tiny)  # fmt: skip
+        r = train(cfg, model=model)
+        after = [np.array(v) for v in model.trainable_variables]
+        delta = float(np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before))))
+        m = r.history[0].metrics
+        out["update"][clip] = {"delta": delta, "grad_norm": m["grad_norm"],
+                               "clip_fraction": m["clip_fraction"]}  # fmt: skip
+    fire = {}
+    for clip in ("clipnorm=1e-4", "clipvalue=1e-6", "clipvalue=1e6"):
+        cfg = TrainConfig(task="delayed_recall", cell="lstm", clip=clip, max_steps=20,
+                          eval_every=10, **tiny)  # fmt: skip
+        fire[clip] = train(cfg).history[-1].metrics["clip_fraction"]
+    out["fire"] = fire
+    r = train(TrainConfig(task="copy", cell="gru", max_steps=10, eval_every=10, **tiny))
+    out["profile"] = r.history[-1].profile
+    out["input_length"] = get_task("copy", seq_len=10).length
+    div = TrainConfig(task="adding", cell="simple_rnn", optimizer="sgd", lr=1000.0,
+                      max_steps=100, eval_every=10, **tiny)  # fmt: skip
+    out["huge_lr_status"] = train(div).status
+    again = [train(TrainConfig(task="delayed_recall", cell="gru", max_steps=20, eval_every=10,
+                               **tiny)).history[-1].metrics for _ in range(2)]  # fmt: skip
+    out["repeatable"] = again[0] == again[1]
+    out["tensorflow_loaded"] = sys.modules.get("tensorflow") is not None
+    return out
+
+
+def log(backend: str, uri: str) -> dict:
+    """One run logged to ``uri`` with the documented layout."""
+    from suite.train import TrainConfig
+    from tracking.mlflow_runs import run_and_log
+
+    cfg = TrainConfig(task="delayed_recall", seq_len=10, cell="gru", clip="clipnorm=1", hidden=8,
+                      batch_size=16, max_steps=20, eval_every=10, val_size=32, backend=backend)  # fmt: skip
+    run_id, r = run_and_log(cfg, uri, "backends")
+    return {"run_id": run_id, "hash": cfg.config_hash(), "status": r.status,
+            "tensorflow_loaded": sys.modules.get("tensorflow") is not None}  # fmt: skip
+
+
+if __name__ == "__main__":
+    scenario, backend, *rest = sys.argv[1:]
+    result = {"start": start, "semantics": semantics, "log": log}[scenario](backend, *rest)
+    print(json.dumps(result))

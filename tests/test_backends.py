@@ -1,0 +1,165 @@
+"""The train step on both Keras backends: same start, same semantics, same MLflow layout.
+
+Each backend runs in its own process (Keras fixes its backend at import), through
+``tests/backend_probe.py``; this module compares what they report. Needs the jax extra
+(``tox -e jax``); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+pytest.importorskip("jax")
+pytestmark = pytest.mark.jax
+
+PROBE = Path(__file__).with_name("backend_probe.py")
+BACKENDS = ("tensorflow", "jax")
+
+
+def probe(scenario: str, backend: str, *args) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
+    out = subprocess.run(
+        [sys.executable, str(PROBE), scenario, backend, *args],
+        capture_output=True, text=True, timeout=600,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": backend},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def starts():
+    return {b: probe("start", b) for b in BACKENDS}
+
+
+def test_same_data_weights_and_first_step_on_both_backends(starts):
+    tf, jx = starts["tensorflow"], starts["jax"]
+    for cell in tf:
+        assert tf[cell]["data"] == jx[cell]["data"], cell
+        assert tf[cell]["weights"] == jx[cell]["weights"], cell
+        assert jx[cell]["first_loss"] == pytest.approx(tf[cell]["first_loss"], rel=1e-5), cell
+        assert jx[cell]["first_grad_norm"] == pytest.approx(tf[cell]["first_grad_norm"], rel=1e-4)
+        # 40 steps later: different kernels (not bitwise), the same training
+        assert jx[cell]["val_loss_40"] == pytest.approx(tf[cell]["val_loss_40"], rel=2e-2), cell
+
+
+@pytest.fixture(scope="module")
+def jax_semantics():
+    return probe("semantics", "jax")
+
+
+def test_jax_clipping_is_real_and_bounds_the_update(jax_semantics):
+    clipped = jax_semantics["update"]["global_clipnorm=0.001"]
+    assert clipped["grad_norm"] > 1e-3  # the pre-clip norm is logged
+    assert clipped["clip_fraction"] == 1.0
+    assert clipped["delta"] == pytest.approx(1e-3, rel=1e-3)  # SGD lr 1: |update| = tau
+    free = jax_semantics["update"]["none"]
+    assert free["clip_fraction"] == 0.0
+    assert free["delta"] == pytest.approx(free["grad_norm"], rel=1e-3)
+
+
+def test_jax_clip_kinds_fire_only_when_they_clip(jax_semantics):
+    fire = jax_semantics["fire"]
+    assert fire["clipnorm=1e-4"] == 1.0
+    assert fire["clipvalue=1e-6"] == 1.0
+    assert fire["clipvalue=1e6"] == 0.0
+
+
+def test_jax_profile_divergence_repeatability_and_no_tensorflow(jax_semantics):
+    prof = jax_semantics["profile"]
+    assert len(prof) == jax_semantics["input_length"]
+    assert all(math.isfinite(v) for v in prof) and max(prof) > 0
+    assert jax_semantics["huge_lr_status"] == "diverged"
+    assert jax_semantics["repeatable"]  # same seed, same numbers on CPU
+    assert not jax_semantics["tensorflow_loaded"]
+
+
+def test_both_backends_log_the_same_layout(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logged = {b: probe("log", b, uri) for b in BACKENDS}
+    assert not logged["jax"]["tensorflow_loaded"]
+    assert logged["jax"]["hash"] != logged["tensorflow"]["hash"]  # different results
+    client = mlflow.MlflowClient(uri)
+    runs = {b: client.get_run(logged[b]["run_id"]) for b in BACKENDS}
+    tf, jx = runs["tensorflow"].data, runs["jax"].data
+    assert set(tf.params) == set(jx.params)
+    def ours(keys):  # MLflow's system metrics depend on how long the run took
+        return {k for k in keys if not k.startswith("system/")}
+
+    assert ours(tf.metrics) == ours(jx.metrics)
+    assert set(tf.tags) - {"mlflow.log-model.history"} == set(jx.tags) - {"mlflow.log-model.history"}
+    for b in BACKENDS:
+        assert runs[b].data.params["backend"] == b
+        assert runs[b].data.tags["rnnbench.backend"] == b
+        assert runs[b].data.tags["rnnbench.config_hash"] == logged[b]["hash"]
+        artifacts = {a.path for a in client.list_artifacts(logged[b]["run_id"])}
+        assert "grad_profile.json" in artifacts
+        hist = client.get_metric_history(logged[b]["run_id"], "val_loss")
+        assert [h.step for h in hist] == [10, 20]
+    for m in ("val_loss", "grad_norm"):  # same data, same weights: close numbers
+        assert jx.metrics[m] == pytest.approx(tf.metrics[m], rel=5e-2), m
+
+
+def test_cli_train_sweep_and_export_on_jax(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = run_cli(
+        "train", "--backend", "jax", "--task", "adding", "-T", "10", "--cell", "irnn",
+        "--clip", "global_clipnorm=1", "--hidden", "8", "--max-steps", "20", "--eval-every", "10",
+        "--tracking-uri", uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split("[run ")[1].split("]")[0]
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        'name = "tiny"\ntasks = ["delayed_recall"]\nseq_lens = [10]\ncells = ["lstm", "gru"]\n'
+        'clips = ["none"]\nseeds = [0]\n[train]\nhidden = 8\nmax_steps = 20\neval_every = 10\n'
+    )
+    out = run_cli("sweep", spec, "--backend", "jax", "--workers", "1", "--tracking-uri", uri,
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("rnnbench")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    parents = [r for r in runs if r.data.tags.get("rnnbench.kind") == "sweep"]
+    assert len(children) == 2 and len(parents) == 1
+    assert {r.data.params["backend"] for r in children} == {"jax"}
+    assert parents[0].data.params["backend"] == "jax"
+    # the same grid on TensorFlow is another sweep: nothing is skipped as "finished"
+    dry = run_cli("sweep", spec, "--dry-run", "--backend", "tensorflow", "--tracking-uri", uri,
+                  cwd=tmp_path)  # fmt: skip
+    assert "0 finished" in dry.stdout, dry.stdout
+    dry = run_cli("sweep", spec, "--dry-run", "--backend", "jax", "--tracking-uri", uri,
+                  cwd=tmp_path)  # fmt: skip
+    assert "2 finished" in dry.stdout, dry.stdout
+
+    out = run_cli("export", "--run", run_id, "--out", tmp_path / "onnx", "--tracking-uri", uri,
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    exports = [r for r in client.search_runs([exp.experiment_id])
+               if r.data.tags.get("rnnbench.kind") == "export"]  # fmt: skip
+    assert len(exports) == 1
+    assert exports[0].data.tags["rnnbench.backend"] == "jax"
+    assert exports[0].data.metrics["parity_ok"] == 1.0
+    assert exports[0].data.metrics["metric_agrees"] == 1.0
+    assert (tmp_path / "onnx" / "adding-T10-irnn.onnx").exists()
+
+
+def test_bad_backend_is_one_line_and_writes_nothing(tmp_path):
+    for cmd in (("train",), ("sweep", "quick"), ("perf", "--quick")):
+        out = run_cli(*cmd, "--backend", "theano", cwd=tmp_path)
+        assert out.returncode == 2, (cmd, out.stderr)
+        assert "theano" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert list(tmp_path.iterdir()) == []
