@@ -56,7 +56,9 @@ def check_backend(backend: str) -> str:
 
 
 def active_backend() -> str | None:
-    """The backend Keras runs on in this process, or ``None`` before ``keras`` is imported."""
+    """The backend this process runs Keras on (configured or imported), else ``None``."""
+    if _configured is not None:
+        return _configured["backend"]
     if "keras" not in sys.modules:
         return None
     return sys.modules["keras"].backend.backend()
@@ -77,6 +79,10 @@ def select_backend(backend: str | None = None) -> str:
             "process (a Keras backend is fixed when keras is first imported)."
         )
     os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
+        # Small models: take GPU memory as needed, not 75 % up front, so several JAX
+        # processes (sweep workers, perf's children) can share one GPU.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if backend == "jax" and "tensorflow" not in sys.modules:
         # Keras probes `import tensorflow` when it is installed even on JAX (its serializer
         # checks for tf.TensorShape when saving a model): that costs seconds and GBs and

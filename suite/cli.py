@@ -262,7 +262,9 @@ def sweep_cmd(
     device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
     backend: Annotated[
         str | None,
-        typer.Option(help=f"Keras backend of every run: {BACKEND_HELP} A spec may set it in [train]."),
+        typer.Option(
+            help=f"Keras backend of every run: {BACKEND_HELP} A spec may set it in [train]."
+        ),
     ] = None,
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
@@ -621,12 +623,20 @@ def perf_cmd(
             help="MLflow tracking URI (experiment rnnbench-perf) [default: sqlite:///mlflow.db]."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Keras backend measured: {BACKEND_HELP} On a CPU the run also compares "
+            "every installed backend."
+        ),
+    ] = None,
 ) -> None:
-    """Benchmark the suite: loop vs bare model.fit, FLOP/s vs matmul peak, scaling in T, RSS, ORT vs Keras, workers."""
+    """Benchmark the suite: loop vs bare model.fit, FLOP/s vs matmul peak, scaling in T, RSS, ORT vs Keras, backends, workers; on a GPU: T = 100 and 1000 vs PyTorch cuDNN."""
     from suite.backend import DEVICES
     from suite.models import CELLS
     from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
 
+    backend = _backend_or_error(backend)
     chosen = cells or list(CELLS)
     bad = [c for c in chosen if c not in CELLS]
     if bad:
@@ -644,7 +654,8 @@ def perf_cmd(
     from suite.perf import run_perf, save_and_log, to_markdown
 
     try:
-        configure(device=device)  # --device gpu without a GPU: one line, before any measuring
+        # --device gpu without a GPU: one line, before any measuring
+        configure(device=device, backend=backend)
     except RuntimeError as e:
         raise UserError(str(e)) from None
     console = Console(stderr=True)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -60,8 +59,28 @@ def train_flops(
     return 3 * 2 * B * (T * g * H * (d + H) + out_steps * H * out)
 
 
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # trace / compile + warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Dense float32 matmul FLOP/s measured with TensorFlow (median of ``repeats``)."""
+    """Dense float32 matmul FLOP/s measured with the active backend (median of ``repeats``)."""
+    from suite.backend import active_backend
+
+    if active_backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        a = jax.random.uniform(jax.random.key(1), (n, n))
+        b = jax.random.uniform(jax.random.key(2), (n, n))
+        f = jax.jit(lambda a, b: jnp.sum(a @ b))
+        return 2 * n**3 / _median_seconds(lambda: f(a, b).block_until_ready(), repeats)
     import tensorflow as tf
 
     a = tf.random.stateless_uniform((n, n), seed=(1, 2))
@@ -78,9 +97,31 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5) -> float:
     """FLOP/s of a step's recurrent matmuls alone (see the module docstring), median of ``repeats``."""
-    import tensorflow as tf
+    from suite.backend import active_backend
 
     g = GATES[cell]
+    if active_backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        w = jax.random.uniform(jax.random.key(5), (H, g * H)) * 0.01
+
+        @jax.jit
+        def jchain(h):
+            def body(i, carry):
+                h, dw = carry
+                z = h @ w  # forward: B x H @ H x gH
+                dh = z @ w.T  # backward, gradient w.r.t. h
+                return h + 1e-3 * dh, dw + h.T @ z  # gradient w.r.t. W
+
+            h, dw = jax.lax.fori_loop(0, T, body, (h, jnp.zeros((H, g * H))))
+            return jnp.sum(h) + jnp.sum(dw)
+
+        h0 = jax.random.uniform(jax.random.key(7), (B, H))
+        seconds = _median_seconds(lambda: jchain(h0).block_until_ready(), repeats)
+        return 3 * 2 * B * T * g * H * H / seconds
+    import tensorflow as tf
+
     w = tf.random.stateless_uniform((H, g * H), seed=(5, 6)) * 0.01
     wt = tf.transpose(w)
 
@@ -106,16 +147,21 @@ def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5
 
 
 def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int = 100):
-    """Build the suite's traced step for one run; return ``time(steps) -> steps/s``."""
+    """Build the suite's compiled step for one run; return ``time(steps) -> steps/s``."""
+    from suite.backend import configure
     from suite.models import build_model
-    from suite.train import TrainConfig, _batches, _Stepper, make_loss, make_optimizer
+    from suite.steps import make_stepper
+    from suite.train import TrainConfig, _batches, make_loss, make_optimizer
     from tasks import get_task
 
+    backend = configure()["backend"]
     cfg = TrainConfig(task=REF["task"], seq_len=T, cell=cell, clip="global_clipnorm=1", hidden=hidden,
-                      batch_size=REF["batch"])  # fmt: skip
+                      batch_size=REF["batch"], backend=backend)  # fmt: skip
     task = get_task(cfg.task, seq_len=T)
     model = build_model(cell, task, hidden=cfg.hidden, seed=0)
-    stepper = _Stepper(model, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec)
+    stepper = make_stepper(
+        backend, model, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec
+    )
     data = _batches(task, cfg.batch_size, np.random.default_rng(0))
     for _ in range(10):  # trace + warm up
         stepper.train_step(*next(data))
@@ -127,6 +173,7 @@ def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int
             stepper.train_step(*next(data))  # data drawn as in a run: inside the timing
             if i % eval_every == 0:
                 stepper.read_window()  # the host reads the diagnostics, as in a run
+        stepper.sync()
         return steps / (time.perf_counter() - t0)
 
     return timed
@@ -178,17 +225,29 @@ def suite_vs_fit(cell: str, T: int, steps: int, repeats: int) -> dict:
     }
 
 
+def _active() -> str:
+    from suite.backend import configure
+
+    return configure()["backend"]
+
+
 def peak_rss_mb(cell: str, steps: int) -> float:
     """Peak RSS (MB) of ``rnnbench train`` at the reference config, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "suite.cli", "train", "--task", REF["task"], "--seq-len", str(REF["seq_len"]),
                "--cell", cell, "--hidden", str(REF["hidden"]), "--max-steps", str(steps), "--eval-every",
-               str(min(100, steps)), "--tracking-uri", f"sqlite:///{tmp}/perf.db"]  # fmt: skip
+               str(min(100, steps)), "--tracking-uri", f"sqlite:///{tmp}/perf.db", "--backend", _active()]  # fmt: skip
         env = {**os.environ, "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run(cmd, capture_output=True, env=env, check=True, cwd=tmp)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before) / 1024.0  # Linux reports KiB
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not a running max
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"perf: {' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}"
+            )
+    return usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def inference_latency(cell: str) -> dict:
@@ -239,6 +298,7 @@ def _rate_processes(cell: str, threads: int, count: int, steps: int, repeats: in
         str(threads),
         str(steps),
         str(repeats),
+        _active(),
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -262,11 +322,11 @@ def scaling_bound(steps: int, repeats: int) -> dict:
     return {"alone_steps_s": alone, "pair_steps_s": pair, "bound": bound}
 
 
-def _rate_main(cell: str, threads: int, steps: int, repeats: int) -> None:
+def _rate_main(cell: str, threads: int, steps: int, repeats: int, backend: str) -> None:
     """Child of :func:`_rate_processes`: one training loop at the scaling grid's config."""
     from suite.backend import configure
 
-    configure(threads=threads)
+    configure(threads=threads, backend=backend)
     timed = _suite_timer(cell, SCALING_T, SCALING_HIDDEN)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -278,29 +338,149 @@ def sweep_wall(workers: int, steps: int) -> float:
         spec = Path(tmp) / "grid.toml"
         spec.write_text(SCALING_GRID.format(steps=steps))
         cmd = [sys.executable, "-m", "suite.cli", "sweep", str(spec), "--workers", str(workers),
-               "--tracking-uri", f"sqlite:///{tmp}/s.db"]  # fmt: skip
+               "--tracking-uri", f"sqlite:///{tmp}/s.db", "--backend", _active()]  # fmt: skip
         env = {**os.environ, "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
         t0 = time.perf_counter()
         subprocess.run(cmd, capture_output=True, env=env, check=True, cwd=tmp)
         return time.perf_counter() - t0
 
 
+COMPARE_HIDDEN = (64, 128)  # hidden sizes of the backend comparison
+GPU_LENGTHS = (100, 1000)  # T of the GPU table
+
+
+def installed_backends() -> list[str]:
+    import importlib.util
+
+    from suite.backend import BACKENDS
+
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+
+
+def _compare_main(backend: str, steps: int, repeats: int, cells: list[str]) -> None:
+    """Child of :func:`backend_comparison`: suite steps/s per cell and hidden on one backend."""
+    from suite.backend import configure
+
+    configure(backend=backend, device="cpu")
+    out = {
+        cell: {str(h): suite_steps_per_second(cell, REF["seq_len"], steps, repeats, h) for h in COMPARE_HIDDEN}
+        for cell in cells
+    }  # fmt: skip
+    print(json.dumps(out), flush=True)
+
+
+def backend_comparison(cells: list[str], steps: int, repeats: int, rounds: int) -> dict:
+    """Suite steps/s on every installed backend, each cell at hidden 64 and 128 (T = 100, CPU).
+
+    One child process per backend and round (a process runs one Keras backend); rounds
+    alternate the backends (TF, JAX, TF, JAX, ...) so a change in load hits both; medians.
+    """
+    runs: dict[str, list[dict]] = {}
+    for _ in range(rounds):
+        for b in installed_backends():
+            cmd = [
+                sys.executable,
+                "-m",
+                "suite.perf",
+                "--compare",
+                b,
+                str(steps),
+                str(repeats),
+                *cells,
+            ]
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": b}
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                raise RuntimeError(f"perf: backend {b} failed: {out.stderr[-500:]}")
+            runs.setdefault(b, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {
+        b: {c: {h: statistics.median(r[c][h] for r in rs) for h in rs[0][c]} for c in cells}
+        for b, rs in runs.items()
+    }
+
+
+def torch_reference(
+    cell: str, T: int, steps: int, device: str, hidden: int = REF["hidden"]
+) -> float | None:
+    """Train steps/s of plain PyTorch (cuDNN on a GPU) at the suite's shapes; ``None`` without torch.
+
+    The same model (recurrent layer + linear head on the last step), Adam 1e-3, global norm
+    clipping at 1, batch 64; one fixed batch already on the device (no data generation).
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    dev = "cuda" if device == "gpu" else "cpu"
+    if dev == "cuda" and not torch.cuda.is_available():
+        return None
+    torch.manual_seed(0)
+    kinds = {"lstm": (torch.nn.LSTM, {}), "gru": (torch.nn.GRU, {}),
+             "simple_rnn": (torch.nn.RNN, {"nonlinearity": "tanh"}), "irnn": (torch.nn.RNN, {"nonlinearity": "relu"})}  # fmt: skip
+    cls, kw = kinds[cell]
+    rnn = cls(2, hidden, batch_first=True, **kw).to(dev)
+    head = torch.nn.Linear(hidden, 1).to(dev)
+    params = [*rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x = torch.rand(REF["batch"], T, 2, device=dev)
+    y = torch.rand(REF["batch"], device=dev)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, _ = rnn(x)
+        loss = ((head(out[:, -1]).squeeze(-1) - y) ** 2).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def timed():
+        for _ in range(steps):
+            step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return steps / _median_seconds(timed, 3)
+
+
+def gpu_lengths(cells: list[str], steps: int) -> dict:
+    """Suite steps/s per cell at T = 100 and 1000 on the GPU, next to plain PyTorch cuDNN."""
+    out: dict = {}
+    for cell in cells:
+        for T in GPU_LENGTHS:
+            timed = _suite_timer(cell, T)
+            out.setdefault(cell, {})[str(T)] = {
+                "suite_steps_s": statistics.median(timed(steps) for _ in range(3)),
+                "torch_steps_s": torch_reference(cell, T, steps, "gpu"),
+            }
+    return out
+
+
 def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None) -> dict:
-    """Run every measurement; returns the JSON-friendly results with goals and misses."""
+    """Run every measurement; returns the JSON-friendly results with goals and misses.
+
+    On a GPU the CPU-only parts (backend comparison, sweep scaling across cores) are
+    skipped and the GPU table (T = 100 and 1000, PyTorch cuDNN reference) is measured.
+    """
     from suite.backend import configure
 
     dev = configure(device=device)
+    gpu = dev["device"] == "gpu"
     steps, repeats = (60, 2) if quick else (200, 5)
     lengths = (50, 100, 200, 400)
     say = progress or (lambda msg: None)
     out: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {dev['device_name']}",
+        "backend": dev["backend"],
+        "device": dev["device"],
         "date": time.strftime("%Y-%m-%d"),
         "quick": quick,
         "reference": REF,
         "goals": GOALS,
         "cells": {},
     }
+    from tasks import get_task
+
+    input_dim = get_task(REF["task"], seq_len=REF["seq_len"]).input_dim
     say("dense matmul peak")
     peak = matmul_peak(2048, 3 if quick else 5)  # 1024 reads ~25 % lower here
     out["matmul_peak_gflops"] = peak / 1e9
@@ -309,7 +489,7 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         say(f"{cell}: suite loop vs model.fit")
         r.update(suite_vs_fit(cell, REF["seq_len"], steps, repeats))
         r["fit_ratio"] = r["suite_steps_s"] / r["fit_steps_s"]
-        flops = train_flops(cell, REF["batch"], REF["seq_len"], 2, REF["hidden"])
+        flops = train_flops(cell, REF["batch"], REF["seq_len"], input_dim, REF["hidden"])
         r["train_gflops"] = flops * r["suite_steps_s"] / 1e9
         r["peak_fraction"] = r["train_gflops"] * 1e9 / peak
         say(f"{cell}: recurrent matmul ceiling")
@@ -320,12 +500,19 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
             T: 1000.0 / (r["suite_steps_s"] if T == REF["seq_len"] else suite_steps_per_second(cell, T, max(20, steps // 2), repeats))
             for T in lengths
         }  # fmt: skip
-        r["linear_400_100"] = r["ms_per_step"][400] / r["ms_per_step"][100]
+        r["ms_per_step"] = {str(T): v for T, v in r["ms_per_step"].items()}
+        r["linear_400_100"] = r["ms_per_step"]["400"] / r["ms_per_step"]["100"]
         say(f"{cell}: peak RSS of a training process")
         r["peak_rss_mb"] = peak_rss_mb(cell, 50 if quick else 200)
         say(f"{cell}: inference latency, onnxruntime vs Keras")
         r["latency"] = inference_latency(cell)
         out["cells"][cell] = r
+    if gpu:
+        say("GPU: suite vs PyTorch cuDNN at T = 100 and 1000")
+        out["gpu"] = gpu_lengths(cells, 50 if quick else 200)
+        return out
+    say("backends: TensorFlow vs JAX steps/s at hidden 64 and 128")
+    out["backends"] = backend_comparison(cells, steps, repeats, 1 if quick else 2)
     say("sweep scaling: --workers 1 vs 2")
     s_steps = 300 if quick else 1000  # enough work per run that start-up does not dominate
     w1, w2 = sweep_wall(1, s_steps), sweep_wall(2, s_steps)
@@ -352,11 +539,12 @@ def to_markdown(res: dict) -> str:
     lines = [
         f"rnnbench perf ({'quick' if res['quick'] else 'full'}) — {res['machine']}, {res['date']}; "
         f"reference: batch {REF['batch']}, T = {REF['seq_len']}, hidden {REF['hidden']}, adding task. "
-        f"Dense matmul peak (TensorFlow, float32): {res['matmul_peak_gflops']:.0f} GFLOP/s.",
+        f"Backend: {res.get('backend', 'tensorflow')}. "
+        f"Dense matmul peak ({res.get('backend', 'tensorflow')}, float32): {res['matmul_peak_gflops']:.0f} GFLOP/s.",
         "",
-        "| cell | suite steps/s | fit steps/s | suite/fit (goal >= 1.0) | GFLOP/s | of peak (goal >= 60 % LSTM/GRU) "
-        "| matmul ceiling | ms/step T=50/100/200/400 | t(400)/t(100) (goal <= 4.2) | peak RSS MB | ORT/Keras b1 "
-        "| ORT/Keras b64 |",
+        f"| cell | suite steps/s | fit steps/s | suite/fit (goal >= {g['fit_ratio']:.1f}) | GFLOP/s "
+        f"| of peak (goal >= {g['peak_fraction']:.0%} LSTM/GRU) | matmul ceiling | ms/step T=50/100/200/400 "
+        f"| t(400)/t(100) (goal <= {g['linear_400_100']:.1f}) | peak RSS MB | ORT/Keras b1 | ORT/Keras b64 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, r in res["cells"].items():
@@ -371,11 +559,54 @@ def to_markdown(res: dict) -> str:
             f"| {r['ceiling_fraction']:.0%} | {ms} | {r['linear_400_100']:.2f} {_mark(r['linear_400_100'], g['linear_400_100'], False)} "
             f"| {r['peak_rss_mb']:.0f} | {r['latency']['speedup_b1']:.1f}x | {r['latency']['speedup_b64']:.1f}x |"
         )
-    s = res["sweep"]
+    if res.get("backends"):
+        bk = res["backends"]
+        names = list(bk)
+        head = " | ".join(f"{b} h{h}" for h in COMPARE_HIDDEN for b in names)
+        ratio = len(names) == 2
+        lines += [
+            "",
+            f"Backends on this CPU (suite steps/s, T = {REF['seq_len']}, batch {REF['batch']}; "
+            "one process per backend, medians):",
+            "",
+            f"| cell | {head} |" + (" ".join(f" {names[1]}/{names[0]} h{h} |" for h in COMPARE_HIDDEN) if ratio else ""),
+            "|---|" + "---|" * (len(names) * len(COMPARE_HIDDEN) + (len(COMPARE_HIDDEN) if ratio else 0)),
+        ]  # fmt: skip
+        for cell in bk[names[0]]:
+            vals = [f"{bk[b][cell][str(h)]:.1f}" for h in COMPARE_HIDDEN for b in names]
+            rat = (
+                [
+                    f"{bk[names[1]][cell][str(h)] / bk[names[0]][cell][str(h)]:.2f}"
+                    for h in COMPARE_HIDDEN
+                ]
+                if ratio
+                else []
+            )
+            lines.append(f"| {cell} | " + " | ".join(vals + rat) + " |")  # fmt: skip
+    if res.get("gpu"):
+        lines += [
+            "",
+            f"GPU (train steps/s, batch {REF['batch']}, hidden {REF['hidden']}; PyTorch: plain cuDNN "
+            "reference, same shapes, one batch kept on the device):",
+            "",
+            "| cell | " + " | ".join(f"suite T={T} | PyTorch T={T} | suite/PyTorch T={T}" for T in GPU_LENGTHS) + " |",
+            "|---|" + "---|---|---|" * len(GPU_LENGTHS),
+        ]  # fmt: skip
+        for cell, byT in res["gpu"].items():
+            cols = []
+            for T in GPU_LENGTHS:
+                r = byT[str(T)]
+                ref = r["torch_steps_s"]
+                cols += [f"{r['suite_steps_s']:.1f}", f"{ref:.1f}" if ref else "n/a (no torch)",
+                         f"{r['suite_steps_s'] / ref:.2f}" if ref else "n/a"]  # fmt: skip
+            lines.append(f"| {cell} | " + " | ".join(cols) + " |")
+    s = res.get("sweep")
+    if not s:
+        return "\n".join(lines)
     lines += [
         "",
         f"Sweep scaling ({s['grid']}): --workers 1 {s['workers1_s']:.1f} s, --workers 2 {s['workers2_s']:.1f} s, "
-        f"ratio {s['workers_ratio']:.2f} (goal <= 0.6) {_mark(s['workers_ratio'], g['workers_ratio'], False)}; "
+        f"ratio {s['workers_ratio']:.2f} (goal <= {g['workers_ratio']:.1f}) {_mark(s['workers_ratio'], g['workers_ratio'], False)}; "
         f"compute bound on this machine {s['compute_bound']:.2f} (one training process using every core vs "
         "two at once with half each, same run).",
         "",
@@ -400,15 +631,24 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
         mlflow.log_params(
             {
                 "machine": res["machine"],
+                "backend": res.get("backend", "tensorflow"),
                 "quick": res["quick"],
                 **{f"ref_{k}": v for k, v in REF.items()},
             }
         )
-        metrics = {
-            "matmul_peak_gflops": res["matmul_peak_gflops"],
-            "sweep_workers_ratio": res["sweep"]["workers_ratio"],
-            "sweep_compute_bound": res["sweep"]["compute_bound"],
-        }
+        metrics = {"matmul_peak_gflops": res["matmul_peak_gflops"]}
+        if res.get("sweep"):
+            metrics["sweep_workers_ratio"] = res["sweep"]["workers_ratio"]
+            metrics["sweep_compute_bound"] = res["sweep"]["compute_bound"]
+        for b, by_cell in (res.get("backends") or {}).items():
+            for cell, by_h in by_cell.items():
+                for h, v in by_h.items():
+                    metrics[f"{b}_{cell}_h{h}_steps_s"] = v
+        for cell, by_T in (res.get("gpu") or {}).items():
+            for T, r in by_T.items():
+                metrics[f"gpu_{cell}_T{T}_steps_s"] = r["suite_steps_s"]
+                if r["torch_steps_s"]:
+                    metrics[f"gpu_{cell}_T{T}_torch_steps_s"] = r["torch_steps_s"]
         for cell, r in res["cells"].items():
             for k in (
                 "suite_steps_s",
@@ -424,14 +664,18 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
             metrics[f"{cell}_ort_speedup_b1"] = r["latency"]["speedup_b1"]
             metrics[f"{cell}_ort_speedup_b64"] = r["latency"]["speedup_b64"]
         mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(out_dir), "perf")
+        for name in ("perf.json", "perf.md"):  # only what perf wrote (--out may hold anything)
+            mlflow.log_artifact(str(out_dir / name), "perf")
     return out_dir / "perf.md"
 
 
-if __name__ == "__main__":  # python -m suite.perf --rate CELL THREADS STEPS REPEATS (internal)
-    if len(sys.argv) == 6 and sys.argv[1] == "--rate":
-        _rate_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+if __name__ == "__main__":  # internal children of `rnnbench perf`
+    if len(sys.argv) == 7 and sys.argv[1] == "--rate":
+        _rate_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+    elif len(sys.argv) >= 6 and sys.argv[1] == "--compare":
+        _compare_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
     else:
         sys.exit(
-            "usage: python -m suite.perf --rate CELL THREADS STEPS REPEATS (use `rnnbench perf`)"
+            "usage: python -m suite.perf --rate CELL THREADS STEPS REPEATS BACKEND | "
+            "--compare BACKEND STEPS REPEATS CELL... (use `rnnbench perf`)"
         )

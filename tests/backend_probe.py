@@ -67,7 +67,9 @@ def semantics(backend: str) -> dict:
                           max_steps=1, eval_every=1, **tiny)  # fmt: skip
         r = train(cfg, model=model)
         after = [np.array(v) for v in model.trainable_variables]
-        delta = float(np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before))))
+        delta = float(
+            np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(after, before, strict=True)))
+        )
         m = r.history[0].metrics
         out["update"][clip] = {"delta": delta, "grad_norm": m["grad_norm"],
                                "clip_fraction": m["clip_fraction"]}  # fmt: skip

@@ -93,11 +93,14 @@ def test_both_backends_log_the_same_layout(tmp_path):
     runs = {b: client.get_run(logged[b]["run_id"]) for b in BACKENDS}
     tf, jx = runs["tensorflow"].data, runs["jax"].data
     assert set(tf.params) == set(jx.params)
+
     def ours(keys):  # MLflow's system metrics depend on how long the run took
         return {k for k in keys if not k.startswith("system/")}
 
     assert ours(tf.metrics) == ours(jx.metrics)
-    assert set(tf.tags) - {"mlflow.log-model.history"} == set(jx.tags) - {"mlflow.log-model.history"}
+    assert set(tf.tags) - {"mlflow.log-model.history"} == set(jx.tags) - {
+        "mlflow.log-model.history"
+    }
     for b in BACKENDS:
         assert runs[b].data.params["backend"] == b
         assert runs[b].data.tags["rnnbench.backend"] == b

@@ -64,3 +64,32 @@ def test_markdown_marks_each_goal_met_or_missed():
     assert "0.90 MISS (0.80-0.95)" in bad and "30% MISS" in bad and "4.50 MISS" in bad
     assert "0.70 (goal <= 0.6) MISS" in bad
     assert "compute bound on this machine 0.65" in bad and "| 62% |" in bad
+
+
+def test_markdown_backend_comparison_and_gpu_tables():
+    res = _result(1.0, 0.5, 4.0, 0.6)
+    res["backend"] = "jax"
+    res["backends"] = {
+        "tensorflow": {"lstm": {"64": 40.0, "128": 20.0}},
+        "jax": {"lstm": {"64": 60.0, "128": 10.0}},
+    }
+    md = to_markdown(res)
+    assert "Backend: jax." in md and "Dense matmul peak (jax, float32)" in md
+    assert "| lstm | 40.0 | 60.0 | 20.0 | 10.0 | 1.50 | 0.50 |" in md
+    del res["sweep"], res["backends"]
+    res["gpu"] = {
+        "lstm": {
+            "100": {"suite_steps_s": 150.0, "torch_steps_s": 300.0},
+            "1000": {"suite_steps_s": 20.0, "torch_steps_s": None},
+        }
+    }
+    md = to_markdown(res)
+    assert "| lstm | 150.0 | 300.0 | 0.50 | 20.0 | n/a (no torch) | n/a |" in md
+    assert "Sweep scaling" not in md  # not measured on a GPU
+
+
+def test_markdown_headers_read_the_goals():
+    res = _result(1.2, 0.61, 3.9, 0.55)
+    res["goals"] = {**GOALS, "fit_ratio": 1.5, "linear_400_100": 5.0}
+    md = to_markdown(res)
+    assert "suite/fit (goal >= 1.5)" in md and "t(400)/t(100) (goal <= 5.0)" in md

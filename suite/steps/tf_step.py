@@ -34,9 +34,7 @@ class TFStepper:
         y_shape = [None] if task.output_kind != PER_STEP_CLASS else [None, None]
         x_spec = tf.TensorSpec([None, None, task.input_dim], tf.float32)
         y_spec = tf.TensorSpec(y_shape, y_dtype)
-        self.acc = {
-            name: tf.Variable(0.0, trainable=False, name=name) for name in WINDOW_FIELDS
-        }
+        self.acc = {name: tf.Variable(0.0, trainable=False, name=name) for name in WINDOW_FIELDS}
 
         def compute_loss(y, pred):
             if scalar:
@@ -51,7 +49,9 @@ class TFStepper:
             gnorm = global_norm(ops, grads)
             fired = clip_fired(ops, clip.kind, clip.tau, grads, gnorm)
             optimizer.apply(grads, variables)  # Keras clips here, exactly as configured
-            new = update_window(ops, {k: v.read_value() for k, v in self.acc.items()}, loss, gnorm, fired)
+            new = update_window(
+                ops, {k: v.read_value() for k, v in self.acc.items()}, loss, gnorm, fired
+            )
             for k, v in new.items():
                 self.acc[k].assign(v)
 
