@@ -50,6 +50,42 @@ def _backend_or_error(backend: str | None) -> str:
         raise UserError(str(e)) from None
 
 
+POPULATION_AUTO = 64  # members per population for --population auto (JAX on a GPU)
+
+
+def _population_size(value: str, backend: str, device: str) -> int:
+    """``--population auto|off|N`` -> members per population (1: every run alone)."""
+    text = value.strip().lower()
+    if text == "off":
+        return 1
+    if text == "auto":
+        if backend != "jax" or device == "cpu":
+            return 1
+        if device == "gpu":
+            return POPULATION_AUTO
+        from suite.backend import check_gpu_visible
+
+        try:
+            check_gpu_visible("jax")
+        except RuntimeError:
+            return 1
+        return POPULATION_AUTO
+    try:
+        size = int(text)
+    except ValueError:
+        raise UserError(
+            f"--population must be auto, off or a number >= 1, got {value!r}."
+        ) from None
+    if size < 1:
+        raise UserError(f"--population must be auto, off or a number >= 1, got {value!r}.")
+    if size > 1 and backend != "jax":
+        raise UserError(
+            f"--population {size} trains on the JAX backend only; add --backend jax "
+            "(or use --population off)."
+        )
+    return size
+
+
 def _task_or_error(name: str, seq_len: int, **options):
     from tasks import get_task
 
@@ -266,6 +302,13 @@ def sweep_cmd(
             help=f"Keras backend of every run: {BACKEND_HELP} A spec may set it in [train]."
         ),
     ] = None,
+    population: Annotated[
+        str,
+        typer.Option(
+            help="auto | off | N: train configs that differ only in seed as one vectorised "
+            "population of up to N (JAX backend). auto: 64 for JAX on a GPU, off elsewhere."
+        ),
+    ] = "auto",
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
 
@@ -302,6 +345,7 @@ def sweep_cmd(
     except TrackingError as e:
         raise UserError(str(e)) from None
     check_executor(executor, ray_address, uri)
+    pop_size = _population_size(population, sweep_backend, device)
     if device == "gpu" and executor == "local" and not dry_run:
         from suite.backend import check_gpu_visible
 
@@ -325,8 +369,14 @@ def sweep_cmd(
         for c in grid:
             mark = "skip (finished)" if c.config_hash() in plan_done else "run"
             print(f"{mark:16} {c.run_name}")
+        todo = [c for c in grid if c.config_hash() not in plan_done]
+        from suite.sweep import plan_jobs
+
+        units = plan_jobs(todo, pop_size)
+        pops = [u for u in units if len(u) > 1]
+        how = f" as {len(units)} jobs ({len(pops)} populations of up to {pop_size})" if pops else ""
         print(
-            f"{len(grid)} configs; {len(plan_done)} finished (skipped on resume); {len(grid) - len(plan_done)} to run"
+            f"{len(grid)} configs; {len(plan_done)} finished (skipped on resume); {len(todo)} to run{how}"
         )
         return
 
@@ -347,7 +397,7 @@ def sweep_cmd(
             f"{'workers' if local else ''} ({sweep_backend}) -> {uri} (experiment {experiment!r})"
         )
         outcome = run_sweep(
-            plan, uri, experiment, workers, executor, ray_address, device, console, pool
+            plan, uri, experiment, workers, executor, ray_address, device, console, pool, pop_size
         )
     if outcome.interrupted:
         console.print(

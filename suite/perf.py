@@ -301,8 +301,16 @@ def _rate_processes(cell: str, threads: int, count: int, steps: int, repeats: in
         _active(),
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(count)]  # fmt: skip
+
+    def pin(i: int):  # JAX has no thread setting: give each process its own cores, as a sweep does
+        if _active() != "jax" or count < 2:
+            return None
+        return lambda: os.sched_setaffinity(
+            0, {(i * threads + k) % (os.cpu_count() or 1) for k in range(threads)}
+        )
+
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                              preexec_fn=pin(i)) for i in range(count)]  # fmt: skip
     for p in procs:
         if p.stdout.readline().strip() != "ready":
             raise RuntimeError(f"perf rate process failed: {' '.join(cmd)}")
@@ -350,11 +358,22 @@ GPU_LENGTHS = (100, 1000)  # T of the GPU table
 
 
 def installed_backends() -> list[str]:
-    import importlib.util
+    """The Keras backends installed here (by distribution: a JAX process blocks TF imports)."""
+    import importlib.metadata as md
 
     from suite.backend import BACKENDS
 
-    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    dists = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",)}
+    found = []
+    for b in BACKENDS:
+        for name in dists[b]:
+            try:
+                md.distribution(name)
+            except md.PackageNotFoundError:
+                continue
+            found.append(b)
+            break
+    return found
 
 
 def _compare_main(backend: str, steps: int, repeats: int, cells: list[str]) -> None:

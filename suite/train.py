@@ -251,8 +251,7 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
 
     history: list[EvalRecord] = []
     step, train_seconds = 0, 0.0
-    status, reason = UNSOLVED, "max_steps reached"
-    steps_to_solve = seconds_to_solve = None
+    ended: tuple[str, str] | None = None
     val: dict[str, float] = {}
     while step < config.max_steps:
         n = min(config.eval_every, config.max_steps - step)
@@ -269,44 +268,71 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
         window = stepper.read_window()
         val = stepper.evaluate(x_val, y_val)
         prof = stepper.profile(px, py)
-        metrics = {
-            "train_loss": window.train_loss,
-            **val,
-            "grad_norm": window.grad_norm,
-            "grad_norm_max": window.grad_norm_max,
-            "clip_fraction": window.clip_fraction,
-            "grad_decay": grad_decay_slope(prof),
-            "val_loss_ratio": val["val_loss"] / baseline,
-        }
-        record = EvalRecord(step, train_seconds, metrics, prof.tolist())
+        record = EvalRecord(
+            step, train_seconds, eval_metrics(window, val, prof, baseline), prof.tolist()
+        )
         history.append(record)
         if callbacks:
             callbacks.on_eval(record)
-
-        limit = DIVERGENCE_FACTOR * baseline
-        bad = [k for k in ("train_loss", "val_loss", "grad_norm") if not math.isfinite(metrics[k])]
-        if window.nonfinite or bad:
-            status, reason = DIVERGED, f"non-finite {', '.join(bad) or 'loss'}"
-            break
-        if metrics["train_loss"] > limit or metrics["val_loss"] > limit:
-            status, reason = DIVERGED, f"loss above {DIVERGENCE_FACTOR:g}x baseline"
-            break
-        if task.solved(val):
-            status, reason = SOLVED, "solved"
-            steps_to_solve, seconds_to_solve = step, train_seconds
-            break
-        if config.max_seconds is not None and train_seconds >= config.max_seconds:
-            reason = "max_seconds reached"
+        ended = decide(config, task, record, window)
+        if ended:
             break
 
     stepper.finish()
+    return make_result(task, ended, step, train_seconds, history, val, model)
+
+
+def eval_metrics(window, val: dict, prof: np.ndarray, baseline: float) -> dict[str, float]:
+    """The stepped metrics of one evaluation (the MLflow layout's names)."""
+    return {
+        "train_loss": window.train_loss,
+        **val,
+        "grad_norm": window.grad_norm,
+        "grad_norm_max": window.grad_norm_max,
+        "clip_fraction": window.clip_fraction,
+        "grad_decay": grad_decay_slope(prof),
+        "val_loss_ratio": val["val_loss"] / baseline,
+    }
+
+
+def decide(config: TrainConfig, task, record: EvalRecord, window) -> tuple[str, str] | None:
+    """``(status, stop_reason)`` when the run ends at this evaluation, else ``None``.
+
+    The one rule for every loop (single runs and populations): non-finite loss, gradient
+    norm or val loss, or a loss above ``DIVERGENCE_FACTOR`` x baseline: diverged; the task's
+    target met: solved; training time past ``max_seconds`` with steps still left: stopped
+    by the time cap (a run that used its whole step budget ended on ``max_steps``).
+    """
+    m, baseline = record.metrics, task.baseline_loss
+    limit = DIVERGENCE_FACTOR * baseline
+    bad = [k for k in ("train_loss", "val_loss", "grad_norm") if not math.isfinite(m[k])]
+    if window.nonfinite or bad:
+        return DIVERGED, f"non-finite {', '.join(bad) or 'loss'}"
+    if m["train_loss"] > limit or m["val_loss"] > limit:
+        return DIVERGED, f"loss above {DIVERGENCE_FACTOR:g}x baseline"
+    if task.solved({k: v for k, v in m.items() if k.startswith("val_")}):
+        return SOLVED, "solved"
+    if (
+        config.max_seconds is not None
+        and record.train_seconds >= config.max_seconds
+        and record.step < config.max_steps
+    ):
+        return UNSOLVED, "max_seconds reached"
+    return None
+
+
+def make_result(task, ended, step, train_seconds, history, val, model) -> TrainResult:
+    """The ``TrainResult`` of a run that ended with ``ended`` (``None``: the step budget)."""
+    status, reason = ended or (UNSOLVED, "max_steps reached")
+    solved = status == SOLVED
     val_loss = val.get("val_loss", float("nan"))
+    baseline = task.baseline_loss
     return TrainResult(
         status=status,
         steps=step,
         train_seconds=train_seconds,
-        steps_to_solve=steps_to_solve,
-        seconds_to_solve=seconds_to_solve,
+        steps_to_solve=step if solved else None,
+        seconds_to_solve=train_seconds if solved else None,
         val_metrics=val,
         val_loss_ratio=val_loss / baseline if math.isfinite(val_loss) else float("inf"),
         baseline_loss=baseline,

@@ -42,13 +42,16 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
 
     from suite.backend import configure
 
-    configure(device=device, threads=threads, backend=job["config"].get("backend"))
+    first = job["configs"][0] if "configs" in job else job["config"]
+    configure(device=device, threads=threads, backend=first.get("backend"))
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     from suite.train import TrainConfig
     from tracking.mlflow_runs import run_and_log
 
+    if "configs" in job:
+        return _run_population(job)
     config = TrainConfig(**job["config"])
     try:
         run_id, r = run_and_log(
@@ -61,6 +64,10 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
         )
     except Exception as e:  # recorded as FAILED by run_and_log; the sweep goes on
         return {"ok": False, "hash": config.config_hash(), "error": f"{type(e).__name__}: {e}"}
+    return _summary(config, run_id, r)
+
+
+def _summary(config, run_id: str, r) -> dict:
     return {
         "ok": True,
         "hash": config.config_hash(),
@@ -72,6 +79,26 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
         "train_seconds": r.train_seconds,
         "val_loss_ratio": r.val_loss_ratio,
     }
+
+
+def _run_population(job: dict) -> dict:
+    """A population job: ``{"configs": [...], "hashes": [...], ...}`` -> one summary per member."""
+    from suite.train import TrainConfig
+    from tracking.mlflow_runs import run_population_and_log
+
+    configs = [TrainConfig(**c) for c in job["configs"]]
+    try:
+        done = run_population_and_log(
+            configs,
+            job["tracking_uri"],
+            job["experiment"],
+            parent_run_id=job.get("parent_run_id"),
+            extra_tags={"rnnbench.sweep": job.get("parent_run_id") or ""},
+        )
+    except Exception as e:  # every member recorded as FAILED; the sweep goes on
+        return {"ok": False, "hash": job["hash"], "error": f"{type(e).__name__}: {e}"}
+    members = [_summary(c, run_id, r) for c, (run_id, r) in zip(configs, done, strict=True)]
+    return {"ok": True, "hash": job["hash"], "members": members}
 
 
 def _stop_on_sigterm() -> None:

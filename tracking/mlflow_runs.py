@@ -34,6 +34,7 @@ DEFAULT_EXPERIMENT = "rnnbench"
 STATUS_TAG = "rnnbench.status"
 HASH_TAG = "rnnbench.config_hash"
 BACKEND_TAG = "rnnbench.backend"
+POPULATION_TAG = "rnnbench.population"  # size of the population a run trained in (absent: alone)
 REACH_TIMEOUT_S = 5.0  # an unreachable server is reported well within 10 s
 
 
@@ -152,6 +153,47 @@ class MlflowLogger:
         self.profiles["norms"].append(record.profile)
 
 
+def run_tags(config, device: dict, extra_tags: dict | None = None) -> dict:
+    """The tags a training run starts with (the layout above)."""
+    from suite import __version__
+
+    return {
+        HASH_TAG: config.config_hash(),
+        STATUS_TAG: "running",
+        "rnnbench.version": __version__,
+        "rnnbench.git_commit": git_commit(),
+        "rnnbench.device": device["device_name"],
+        BACKEND_TAG: config.backend,
+        "rnnbench.task": config.task,
+        "rnnbench.cell": config.cell,
+        "rnnbench.clip": str(config.clip_spec),
+        **(extra_tags or {}),
+    }
+
+
+def _close_run(config, result, logger: MlflowLogger, log_model: bool) -> None:
+    """Final metrics, status tags, the gradient profile and the model, into the active run."""
+    import mlflow
+
+    from suite.train import SOLVED
+
+    final = {
+        "solved": float(result.status == SOLVED),
+        "val_loss_ratio": result.val_loss_ratio,
+        "steps": float(result.steps),
+        "train_seconds": result.train_seconds,
+        "steps_per_second": result.steps / max(result.train_seconds, 1e-9),
+    }
+    if result.status == SOLVED:
+        final["steps_to_solve"] = float(result.steps_to_solve)
+        final["seconds_to_solve"] = float(result.seconds_to_solve)
+    mlflow.log_metrics(final, step=result.steps)
+    mlflow.set_tags({STATUS_TAG: result.status, "rnnbench.stop_reason": result.stop_reason})
+    mlflow.log_dict(logger.profiles, "grad_profile.json")
+    if log_model:
+        _log_keras_model(result.model, config)
+
+
 def run_and_log(
     config,
     tracking_uri: str | None = None,
@@ -178,31 +220,18 @@ def run_and_log(
     """
     import mlflow
 
-    from suite import __version__
     from suite.backend import configure
-    from suite.train import SOLVED, train
+    from suite.train import train
 
     uri = resolve_tracking_uri(tracking_uri)
     device = configure(backend=config.backend)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     exp = mlflow.set_experiment(experiment)
-    tags = {
-        HASH_TAG: config.config_hash(),
-        STATUS_TAG: "running",
-        "rnnbench.version": __version__,
-        "rnnbench.git_commit": git_commit(),
-        "rnnbench.device": device["device_name"],
-        BACKEND_TAG: config.backend,
-        "rnnbench.task": config.task,
-        "rnnbench.cell": config.cell,
-        "rnnbench.clip": str(config.clip_spec),
-        **(extra_tags or {}),
-    }
     run = mlflow.start_run(
         experiment_id=exp.experiment_id,
         run_name=config.run_name,
-        tags=tags,
+        tags=run_tags(config, device, extra_tags),
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,
         log_system_metrics=system_metrics_available(),
@@ -211,21 +240,7 @@ def run_and_log(
     logger = MlflowLogger(client, run_id)
     try:
         result = train(config, callbacks=_Fanout([logger, *(callbacks or [])]))
-        final = {
-            "solved": float(result.status == SOLVED),
-            "val_loss_ratio": result.val_loss_ratio,
-            "steps": float(result.steps),
-            "train_seconds": result.train_seconds,
-            "steps_per_second": result.steps / max(result.train_seconds, 1e-9),
-        }
-        if result.status == SOLVED:
-            final["steps_to_solve"] = float(result.steps_to_solve)
-            final["seconds_to_solve"] = float(result.seconds_to_solve)
-        mlflow.log_metrics(final, step=result.steps)
-        mlflow.set_tags({STATUS_TAG: result.status, "rnnbench.stop_reason": result.stop_reason})
-        mlflow.log_dict(logger.profiles, "grad_profile.json")
-        if log_model:
-            _log_keras_model(result.model, config)
+        _close_run(config, result, logger, log_model)
         mlflow.end_run("FINISHED")
         return run_id, result
     except KeyboardInterrupt:
@@ -235,6 +250,68 @@ def run_and_log(
     except BaseException as e:
         mlflow.set_tags({STATUS_TAG: "failed", "rnnbench.error": f"{type(e).__name__}: {e}"[:5000]})
         mlflow.end_run("FAILED")
+        raise
+
+
+def run_population_and_log(
+    configs: list,
+    tracking_uri: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    parent_run_id: str | None = None,
+    extra_tags: dict | None = None,
+    log_model: bool = True,
+) -> list[tuple[str, object]]:
+    """Train configs that differ only in seed as one population (``suite.population``), each
+    member in its own MLflow run with exactly the layout of :func:`run_and_log`.
+
+    Extra tag on each member: ``rnnbench.population`` = the population's size. The member
+    runs start together and each is closed (FINISHED) when the population ends; on an
+    exception every member ends FAILED, on Ctrl-C KILLED.
+
+    Returns:
+        ``[(run_id, TrainResult), ...]`` in the order of ``configs``.
+    """
+    import mlflow
+
+    from suite.backend import configure
+    from suite.population import check_population, train_population
+
+    check_population(configs)
+    uri = resolve_tracking_uri(tracking_uri)
+    device = configure(backend="jax")
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    exp = mlflow.set_experiment(experiment)
+    tags = {**(extra_tags or {}), POPULATION_TAG: str(len(configs))}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run_ids = [
+        client.create_run(
+            exp.experiment_id, run_name=c.run_name, tags=run_tags(c, device, tags)
+        ).info.run_id
+        for c in configs
+    ]
+    loggers = [MlflowLogger(client, rid) for rid in run_ids]
+
+    def end_all(status: str, tag: str, error: str | None = None) -> None:
+        for rid in run_ids:
+            if client.get_run(rid).info.status == "RUNNING":
+                client.set_tag(rid, STATUS_TAG, tag)
+                if error:
+                    client.set_tag(rid, "rnnbench.error", error[:5000])
+                client.set_terminated(rid, status)
+
+    try:
+        results = train_population(configs, callbacks=loggers)
+        for c, rid, logger, r in zip(configs, run_ids, loggers, results, strict=True):
+            with mlflow.start_run(run_id=rid):  # ends FINISHED
+                _close_run(c, r, logger, log_model)
+        return list(zip(run_ids, results, strict=True))
+    except KeyboardInterrupt:
+        end_all("KILLED", "killed")
+        raise
+    except BaseException as e:
+        end_all("FAILED", "failed", f"{type(e).__name__}: {e}")
         raise
 
 

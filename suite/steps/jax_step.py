@@ -5,9 +5,14 @@ clips exactly as the Keras optimizer is configured), with the window accumulator
 in the jitted state as a dict of named scalars. Steps are dispatched asynchronously; the
 host waits only in ``sync()`` (end of a timed window) and reads the window at evaluations.
 The trained values go back into the Keras variables in ``finish()``.
+
+:func:`member_functions` holds the pure per-model functions; :class:`JaxStepper` jits them
+for one model, ``suite.population`` vmaps them over many.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -22,68 +27,102 @@ from suite.steps import (
 )
 
 
+def member_functions(model, task, optimizer, loss_fn, clip) -> SimpleNamespace:
+    """Pure functions of one model's state: ``step(state, x, y) -> state``,
+    ``predict(tv, ntv, x)``, ``profile(tv, ntv, x, y) -> ‖∂L/∂x_t‖``.
+
+    ``model`` and ``optimizer`` only give the computation (their variables are not read):
+    any model built by ``build_model`` with the same cell, task and hidden size shares it.
+    """
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    from tasks import FINAL_SCALAR
+
+    ops = keras.ops
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    scalar = task.output_kind == FINAL_SCALAR
+
+    def compute_loss(y, pred):
+        if scalar:
+            pred = jnp.reshape(pred, (-1,))
+        return loss_fn(y, pred)
+
+    def loss_and_state(tv, ntv, x, y):
+        pred, ntv = model.stateless_call(tv, ntv, x, training=True)
+        return compute_loss(y, pred), ntv
+
+    grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
+
+    def step(state, x, y):
+        (loss, ntv), grads = grad_fn(state["trainable"], state["non_trainable"], x, y)
+        gnorm = global_norm(jnp, grads)
+        fired = clip_fired(ops, clip.kind, clip.tau, grads, gnorm)
+        tv, ov = optimizer.stateless_apply(state["optimizer"], grads, state["trainable"])
+        window = update_window(ops, state["window"], loss, gnorm, fired)
+        return {"trainable": tv, "non_trainable": ntv, "optimizer": ov, "window": window}
+
+    def predict(tv, ntv, x):
+        return model.stateless_call(tv, ntv, x, training=False)[0]
+
+    def profile(tv, ntv, x, y):
+        def loss_of_input(x):
+            pred = model.stateless_call(tv, ntv, x, training=False)[0]
+            return profile_loss(task, loss_fn, compute_loss, y, pred)
+
+        g = jax.grad(loss_of_input)(x)  # [batch, time, features]
+        return jnp.sqrt(jnp.sum(jnp.square(g), axis=(0, 2)))
+
+    return SimpleNamespace(
+        step=step, predict=predict, profile=profile, y_dtype=np.float32 if scalar else np.int32
+    )
+
+
+def initial_state(model, optimizer) -> dict:
+    """A copy of the model's and optimizer's current values as a step state (the state's
+    buffers are donated to each step; the Keras variables keep theirs)."""
+    import jax.numpy as jnp
+
+    return {
+        "trainable": [jnp.array(v.value) for v in model.trainable_variables],
+        "non_trainable": [jnp.array(v.value) for v in model.non_trainable_variables],
+        "optimizer": [jnp.array(v.value) for v in optimizer.variables],
+        "window": zero_window(),
+    }
+
+
+def zero_window(shape=()) -> dict:
+    import jax.numpy as jnp
+
+    return {k: jnp.zeros(shape, jnp.float32) for k in WINDOW_FIELDS}
+
+
+def write_back(model, optimizer, state: dict) -> None:
+    """Put a step state's values into the Keras model's (and optimizer's) variables."""
+    for v, value in zip(model.trainable_variables, state["trainable"], strict=True):
+        v.assign(value)
+    for v, value in zip(model.non_trainable_variables, state["non_trainable"], strict=True):
+        v.assign(value)
+    if optimizer is not None:
+        for v, value in zip(optimizer.variables, state["optimizer"], strict=True):
+            v.assign(value)
+
+
 class JaxStepper:
     """The jitted functions of one run and its device-resident state."""
 
     def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
         import jax
-        import jax.numpy as jnp
-        import keras
 
-        from tasks import FINAL_SCALAR
-
-        ops = keras.ops
         self.model, self.task, self.optimizer = model, task, optimizer
-        optimizer.build(model.trainable_variables)
-        scalar = task.output_kind == FINAL_SCALAR
-        self._y_dtype = np.float32 if scalar else np.int32
-
-        def compute_loss(y, pred):
-            if scalar:
-                pred = jnp.reshape(pred, (-1,))
-            return loss_fn(y, pred)
-
-        def loss_and_state(tv, ntv, x, y):
-            pred, ntv = model.stateless_call(tv, ntv, x, training=True)
-            return compute_loss(y, pred), ntv
-
-        grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
-
-        def step(state, x, y):
-            (loss, ntv), grads = grad_fn(state["trainable"], state["non_trainable"], x, y)
-            gnorm = global_norm(jnp, grads)
-            fired = clip_fired(ops, clip.kind, clip.tau, grads, gnorm)
-            tv, ov = optimizer.stateless_apply(state["optimizer"], grads, state["trainable"])
-            window = update_window(ops, state["window"], loss, gnorm, fired)
-            return {"trainable": tv, "non_trainable": ntv, "optimizer": ov, "window": window}
-
-        def predict(tv, ntv, x):
-            return model.stateless_call(tv, ntv, x, training=False)[0]
-
-        def profile(tv, ntv, x, y):
-            def loss_of_input(x):
-                pred = model.stateless_call(tv, ntv, x, training=False)[0]
-                return profile_loss(task, loss_fn, compute_loss, y, pred)
-
-            g = jax.grad(loss_of_input)(x)  # [batch, time, features]
-            return jnp.sqrt(jnp.sum(jnp.square(g), axis=(0, 2)))
-
-        self._step = jax.jit(step, donate_argnums=0)
-        self._predict = jax.jit(predict)
-        self._profile = jax.jit(profile)
-        # Copies: the state's buffers are donated to each step, the Keras variables keep theirs.
-        self.state = {
-            "trainable": [jnp.array(v.value) for v in model.trainable_variables],
-            "non_trainable": [jnp.array(v.value) for v in model.non_trainable_variables],
-            "optimizer": [jnp.array(v.value) for v in optimizer.variables],
-            "window": self._zero_window(),
-        }
-
-    @staticmethod
-    def _zero_window() -> dict:
-        import jax.numpy as jnp
-
-        return {k: jnp.zeros((), jnp.float32) for k in WINDOW_FIELDS}
+        fns = member_functions(model, task, optimizer, loss_fn, clip)
+        self._y_dtype = fns.y_dtype
+        self._step = jax.jit(fns.step, donate_argnums=0)
+        self._predict = jax.jit(fns.predict)
+        self._profile = jax.jit(fns.profile)
+        self.state = initial_state(model, optimizer)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         self.state = self._step(self.state, x, y.astype(self._y_dtype, copy=False))
@@ -95,7 +134,7 @@ class JaxStepper:
 
     def read_window(self) -> Window:
         w = Window.from_values([np.asarray(self.state["window"][k]) for k in WINDOW_FIELDS])
-        self.state["window"] = self._zero_window()
+        self.state["window"] = zero_window()
         return w
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -108,10 +147,4 @@ class JaxStepper:
         return np.asarray(g, dtype=np.float64)
 
     def finish(self) -> None:
-        model, s = self.model, self.state
-        for v, value in zip(model.trainable_variables, s["trainable"], strict=True):
-            v.assign(value)
-        for v, value in zip(model.non_trainable_variables, s["non_trainable"], strict=True):
-            v.assign(value)
-        for v, value in zip(self.optimizer.variables, s["optimizer"], strict=True):
-            v.assign(value)
+        write_back(self.model, self.optimizer, self.state)
