@@ -104,7 +104,64 @@ def log(backend: str, uri: str) -> dict:
             "tensorflow_loaded": sys.modules.get("tensorflow") is not None}  # fmt: skip
 
 
+def population(backend: str) -> dict:
+    """Members of a population vs the same configs trained alone; masked updates."""
+    from suite.backend import configure
+
+    configure(backend=backend, device="cpu")
+    import jax.numpy as jnp
+
+    from suite.population import PopulationStepper, train_population
+    from suite.train import TrainConfig, make_loss, make_optimizer, train
+    from tasks import get_task
+
+    def summary(r):
+        return {"status": r.status, "steps": r.steps, "steps_to_solve": r.steps_to_solve,
+                "first_loss": r.history[0].metrics["train_loss"],
+                "val_loss": r.history[-1].metrics["val_loss"],
+                "evals": [h.step for h in r.history]}  # fmt: skip
+
+    out = {}
+    # members that solve at different evaluations
+    solve = [TrainConfig(task="delayed_recall", seq_len=8, cell="simple_rnn", hidden=32,
+                         batch_size=32, val_size=128, max_steps=400, eval_every=20, lr=3e-3,
+                         seed=s, backend=backend) for s in range(4)]  # fmt: skip
+    # members of which some diverge (IRNN, lr 0.1, no clipping) and the others go on
+    div = [TrainConfig(task="adding", seq_len=10, cell="irnn", hidden=16, batch_size=16,
+                       val_size=64, max_steps=100, eval_every=10, lr=0.1, seed=s,
+                       backend=backend) for s in range(6)]  # fmt: skip
+    for name, cfgs in (("solve", solve), ("diverge", div)):
+        out[name] = {
+            "population": [summary(r) for r in train_population(cfgs)],
+            "alone": [summary(train(c)) for c in cfgs],
+        }
+    # the mask: a frozen member's state does not move
+    task = get_task("adding", seq_len=10)
+    from suite.models import build_model
+
+    cfg = div[0]
+    models = [build_model("lstm", task, hidden=8, seed=s) for s in range(2)]
+    st = PopulationStepper(models, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec)
+    before = [np.array(a) for a in st.state["trainable"]]
+    st.set_active(np.array([True, False]))
+    x, y = task.generate(16, np.random.default_rng(0))
+    st.train_step(np.stack([x, x]), np.stack([y, y]))
+    after = [np.array(a) for a in st.state["trainable"]]
+    out["mask"] = {
+        "live_moved": any(
+            not np.array_equal(a[0], b[0]) for a, b in zip(after, before, strict=True)
+        ),
+        "frozen_moved": any(
+            not np.array_equal(a[1], b[1]) for a, b in zip(after, before, strict=True)
+        ),
+        "frozen_window_steps": float(jnp.asarray(st.state["window"]["steps"])[1]),
+    }
+    return out
+
+
 if __name__ == "__main__":
     scenario, backend, *rest = sys.argv[1:]
-    result = {"start": start, "semantics": semantics, "log": log}[scenario](backend, *rest)
+    result = {"start": start, "semantics": semantics, "log": log, "population": population}[
+        scenario
+    ](backend, *rest)
     print(json.dumps(result))
