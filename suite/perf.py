@@ -461,6 +461,54 @@ def torch_reference(
     return steps / _median_seconds(timed, 3)
 
 
+POP_HIDDEN = 64  # the population table's hidden size (as in the H100 measurement of the issue)
+POP_GOAL = {"size": 64, "speedup": 25.0, "cells": ("lstm", "gru"), "seq_len": 100}
+
+
+def population_rate(cell: str, T: int, P: int, steps: int) -> float:
+    """Model-steps/s of a population of ``P`` models (JAX), each drawing its own data as in a run.
+
+    Adding task, batch 64, hidden ``POP_HIDDEN``, Adam with global_clipnorm=1; the vmapped,
+    masked step of ``suite.population`` with every member live; median of 3 timed blocks.
+    """
+    from suite.models import build_model
+    from suite.population import PopulationStepper
+    from suite.train import TrainConfig, _batches, make_loss, make_optimizer
+    from tasks import get_task
+
+    cfg = TrainConfig(task=REF["task"], seq_len=T, cell=cell, clip="global_clipnorm=1",
+                      hidden=POP_HIDDEN, batch_size=REF["batch"], backend="jax")  # fmt: skip
+    task = get_task(cfg.task, seq_len=T)
+    models = [build_model(cell, task, hidden=POP_HIDDEN, seed=s) for s in range(P)]
+    stepper = PopulationStepper(models, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec)
+    streams = [_batches(task, REF["batch"], np.random.default_rng(s)) for s in range(P)]
+
+    def timed():
+        for _ in range(steps):
+            batch = [next(s) for s in streams]
+            stepper.train_step(np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]))
+        stepper.sync()
+
+    return P * steps / _median_seconds(timed, 3)
+
+
+def population_table(cells: list[str], gpu: bool, quick: bool) -> dict:
+    """Model-steps/s for populations of 1, 16 and 64 (GPU; 1 and 16 on a CPU) per cell and T."""
+    sizes = (1, 16, 64) if gpu else (1, 16)
+    lengths = GPU_LENGTHS if gpu else (REF["seq_len"],)
+    steps = (20 if quick else 100) if gpu else (5 if quick else 20)
+    out: dict = {}
+    for cell in cells:
+        for T in lengths:
+            rates = {str(P): population_rate(cell, T, P, steps) for P in sizes}
+            one = rates["1"]
+            out.setdefault(cell, {})[str(T)] = {
+                "model_steps_s": rates,
+                "speedup": {P: r / one for P, r in rates.items()},
+            }
+    return out
+
+
 def gpu_lengths(cells: list[str], steps: int) -> dict:
     """Suite steps/s per cell at T = 100 and 1000 on the GPU, next to plain PyTorch cuDNN."""
     out: dict = {}
@@ -526,6 +574,9 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         say(f"{cell}: inference latency, onnxruntime vs Keras")
         r["latency"] = inference_latency(cell)
         out["cells"][cell] = r
+    if dev["backend"] == "jax":
+        say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one vmapped step")
+        out["populations"] = population_table(cells, gpu, quick)
     if gpu:
         say("GPU: suite vs PyTorch cuDNN at T = 100 and 1000")
         out["gpu"] = gpu_lengths(cells, 50 if quick else 200)
@@ -619,6 +670,32 @@ def to_markdown(res: dict) -> str:
                 cols += [f"{r['suite_steps_s']:.1f}", f"{ref:.1f}" if ref else "n/a (no torch)",
                          f"{r['suite_steps_s'] / ref:.2f}" if ref else "n/a"]  # fmt: skip
             lines.append(f"| {cell} | " + " | ".join(cols) + " |")
+    if res.get("populations"):
+        pops = res["populations"]
+        sizes = list(next(iter(next(iter(pops.values())).values()))["model_steps_s"])
+        goal = POP_GOAL
+        lines += [
+            "",
+            f"Populations (JAX, one vmapped step; adding, batch {REF['batch']}, hidden {POP_HIDDEN}; "
+            f"model-steps/s, speedup over one model; goal: >= {goal['speedup']:.0f}x at "
+            f"{goal['size']} members for {'/'.join(goal['cells'])} at T = {goal['seq_len']} on a GPU):",
+            "",
+            "| cell | T | "
+            + " | ".join(f"P={P}" for P in sizes)
+            + f" | speedup at P={sizes[-1]} |",
+            "|---|---|" + "---|" * (len(sizes) + 1),
+        ]
+        for cell, byT in pops.items():
+            for T, r in byT.items():
+                sp = r["speedup"][sizes[-1]]
+                judged = (
+                    cell in goal["cells"]
+                    and int(T) == goal["seq_len"]
+                    and int(sizes[-1]) == goal["size"]
+                )
+                mark = f" {_mark(sp, goal['speedup'], True)}" if judged else ""
+                rates = " | ".join(f"{r['model_steps_s'][P]:.0f}" for P in sizes)
+                lines.append(f"| {cell} | {T} | {rates} | {sp:.1f}x{mark} |")
     s = res.get("sweep")
     if not s:
         return "\n".join(lines)
@@ -663,6 +740,10 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
             for cell, by_h in by_cell.items():
                 for h, v in by_h.items():
                     metrics[f"{b}_{cell}_h{h}_steps_s"] = v
+        for cell, by_T in (res.get("populations") or {}).items():
+            for T, r in by_T.items():
+                for P, v in r["model_steps_s"].items():
+                    metrics[f"pop_{cell}_T{T}_P{P}_model_steps_s"] = v
         for cell, by_T in (res.get("gpu") or {}).items():
             for T, r in by_T.items():
                 metrics[f"gpu_{cell}_T{T}_steps_s"] = r["suite_steps_s"]

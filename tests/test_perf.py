@@ -93,3 +93,23 @@ def test_markdown_headers_read_the_goals():
     res["goals"] = {**GOALS, "fit_ratio": 1.5, "linear_400_100": 5.0}
     md = to_markdown(res)
     assert "suite/fit (goal >= 1.5)" in md and "t(400)/t(100) (goal <= 5.0)" in md
+
+
+def test_markdown_population_table_marks_the_speedup_goal():
+    res = _result(1.0, 0.5, 4.0, 0.6)
+    del res["sweep"]
+
+    def row(one, big):
+        return {
+            "model_steps_s": {"1": one, "16": one * 8, "64": big},
+            "speedup": {"1": 1.0, "16": 8.0, "64": big / one},
+        }
+
+    res["populations"] = {"lstm": {"100": row(300.0, 8700.0), "1000": row(26.0, 260.0)},
+                          "irnn": {"100": row(300.0, 600.0)}}  # fmt: skip
+    md = to_markdown(res)
+    assert "| lstm | 100 | 300 | 2400 | 8700 | 29.0x ok |" in md
+    assert "| lstm | 1000 | 26 | 208 | 260 | 10.0x |" in md  # the goal is set at T = 100
+    assert "| irnn | 100 | 300 | 2400 | 600 | 2.0x |" in md  # and for LSTM/GRU only
+    res["populations"]["lstm"]["100"] = row(300.0, 3000.0)
+    assert "| lstm | 100 | 300 | 2400 | 3000 | 10.0x MISS |" in to_markdown(res)
