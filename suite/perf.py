@@ -639,7 +639,7 @@ def to_markdown(res: dict) -> str:
             f"Backends on this CPU (suite steps/s, T = {REF['seq_len']}, batch {REF['batch']}; "
             "one process per backend, medians):",
             "",
-            f"| cell | {head} |" + (" ".join(f" {names[1]}/{names[0]} h{h} |" for h in COMPARE_HIDDEN) if ratio else ""),
+            f"| cell | {head} |" + ("".join(f" {names[1]}/{names[0]} h{h} |" for h in COMPARE_HIDDEN) if ratio else ""),
             "|---|" + "---|" * (len(names) * len(COMPARE_HIDDEN) + (len(COMPARE_HIDDEN) if ratio else 0)),
         ]  # fmt: skip
         for cell in bk[names[0]]:

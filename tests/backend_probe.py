@@ -119,6 +119,8 @@ def population(backend: str) -> dict:
         return {"status": r.status, "steps": r.steps, "steps_to_solve": r.steps_to_solve,
                 "first_loss": r.history[0].metrics["train_loss"],
                 "val_loss": r.history[-1].metrics["val_loss"],
+                "curve": [h.metrics["train_loss"] for h in r.history],
+                "weights": [np.asarray(v).tolist() for v in r.model.trainable_variables],
                 "evals": [h.step for h in r.history]}  # fmt: skip
 
     out = {}

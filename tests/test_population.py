@@ -6,6 +6,13 @@ Each scenario runs in a fresh JAX process (``tests/backend_probe.py``). Needs th
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
 import pytest
 from conftest import run_cli
 from test_backends import probe
@@ -28,6 +35,10 @@ def test_members_match_the_same_runs_trained_alone(pop, scenario):
         assert t["evals"] == a["evals"]  # a member is evaluated until it ends, no longer
         assert t["first_loss"] == pytest.approx(a["first_loss"], rel=1e-6)
         assert t["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+        if t["status"] != "diverged":  # the whole loss curve, and the final (frozen) weights
+            assert t["curve"] == pytest.approx(a["curve"], rel=1e-4)
+            for wt, wa in zip(t["weights"], a["weights"], strict=True):
+                assert np.allclose(wt, wa, rtol=1e-4, atol=1e-6)
 
 
 def test_members_end_independently(pop):
@@ -71,7 +82,14 @@ def test_sweep_trains_populations_tracks_members_and_resumes_per_member(tmp_path
         "2",
         "alone",
     ]
+
+    def keys(r):
+        m = {k for k in r.data.metrics if not k.startswith("system/")}
+        return set(r.data.params), m, set(r.data.tags) - {"rnnbench.population"}
+
+    alone = next(r for r in children if "rnnbench.population" not in r.data.tags)
     for r in children:  # the same layout as a run trained alone
+        assert keys(r) == keys(alone)
         assert r.info.status == "FINISHED"
         assert {"solved", "val_loss_ratio", "steps", "train_seconds"} <= set(r.data.metrics)
         assert r.data.params["backend"] == "jax"
@@ -97,3 +115,54 @@ def test_population_needs_jax_and_a_valid_size(tmp_path):
         )
         assert out.returncode == 2 and needle in out.stderr, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_population_sweep_killed_with_sigkill_then_rerun_finishes_each_config_once(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "k.toml").write_text(
+        'name = "kill"\ntasks = ["adding"]\nseq_lens = [10]\ncells = ["gru"]\n'
+        'clips = ["none", "global_clipnorm=1"]\nseeds = [0, 1, 2]\n'
+        "[train]\nhidden = 8\nmax_steps = 600\neval_every = 50\n"
+    )
+    client = mlflow.MlflowClient(uri)
+    client.search_experiments()  # create the store first (one migration, not two at once)
+    args = ["--backend", "jax", "--population", "3", "--workers", "1", "--tracking-uri", uri]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    cmd = [sys.executable, "-m", "suite.cli", "sweep", "k.toml", *args]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def children():
+        exp = client.get_experiment_by_name("rnnbench")
+        if exp is None:
+            return []
+        runs = client.search_runs([exp.experiment_id])
+        return [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+
+    deadline, seen_running = time.time() + 240, False
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                kids = children()
+            except Exception:
+                continue
+            if any(r.info.status == "RUNNING" for r in kids):
+                seen_running = True  # a population is training: kill the sweep now
+                break
+        assert seen_running and proc.poll() is None, "the sweep ended before a population ran"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+    out = run_cli("sweep", "k.toml", *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    finished: dict[str, int] = {}
+    for r in children():
+        if r.info.status == "FINISHED":
+            finished[r.info.run_name] = finished.get(r.info.run_name, 0) + 1
+    assert len(finished) == 6 and set(finished.values()) == {1}, finished
