@@ -285,9 +285,12 @@ def run_population_and_log(
     tags = {**(extra_tags or {}), POPULATION_TAG: str(len(configs))}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    # resolve_tags adds the context tags (user, source, git) that mlflow.start_run adds
+    from mlflow.tracking.context.registry import resolve_tags
+
     run_ids = [
         client.create_run(
-            exp.experiment_id, run_name=c.run_name, tags=run_tags(c, device, tags)
+            exp.experiment_id, run_name=c.run_name, tags=resolve_tags(run_tags(c, device, tags))
         ).info.run_id
         for c in configs
     ]
