@@ -166,3 +166,12 @@ def test_bad_backend_is_one_line_and_writes_nothing(tmp_path):
         assert out.returncode == 2, (cmd, out.stderr)
         assert "theano" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jax_device_gpu_without_a_gpu_is_one_line_and_writes_nothing(tmp_path):
+    for cmd in (("train",), ("sweep", "quick"), ("perf", "--quick")):
+        out = run_cli(*cmd, "--backend", "jax", "--device", "gpu", cwd=tmp_path)
+        assert out.returncode == 2, (cmd, out.stderr)
+        assert "JAX sees no GPU" in out.stderr and "jax-cuda" in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert list(tmp_path.iterdir()) == []
