@@ -1,7 +1,7 @@
-"""The report: read a sweep back from MLflow, write ``report.md`` + PNG figures, derive a verdict.
+"""The report: render a sweep's findings as ``report.md`` + PNG figures.
 
-Every sentence of the verdict is computed from the runs (nothing hand-written), and says
-so when the data cannot support a statement (too few seeds, nothing solved, nothing diverged).
+This module draws and formats only: every number and sentence it prints (solve table entries,
+verdict, claims, the rules behind them) comes from :mod:`suite.analysis`.
 
 Example:
     >>> data = load_sweep("sqlite:///mlflow.db", "rnnbench")        # doctest: +SKIP
@@ -10,19 +10,28 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import statistics
-import tempfile
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from suite.claims import check_claims, claims_markdown
-from suite.errors import UserError
+from suite.analysis import (  # noqa: F401  (re-exported: the report's API)
+    CELL_ORDER,
+    RunInfo,
+    SweepData,
+    check_claims,
+    clip_key,
+    groups,
+    load_sweep,
+    longest_solved,
+    mean_clip_fraction,
+    outcome,
+    rules,
+    solved_set,
+    still_falling,
+    trimmed_profile,
+    verdict,
+)
 
-CELL_ORDER = ("simple_rnn", "irnn", "lstm", "gru")
 CELL_COLORS = {
     "simple_rnn": "tab:red",
     "irnn": "tab:orange",
@@ -35,372 +44,81 @@ CURVE_CAP = 10.0  # learning curves: val loss / baseline drawn up to this (diver
 NORM_CAP = 1e4  # exploding-gradient panel: pre-clip norms drawn up to this
 
 
-@dataclass
-class RunInfo:
-    run_id: str
-    task: str
-    seq_len: int
-    cell: str
-    clip: str
-    seed: int
-    status: str  # solved | unsolved | diverged | failed | killed | running
-    metrics: dict
-    curves: dict = field(default_factory=dict)  # metric -> [(step, value)]
-    profile_first: list | None = None  # ‖∂L/∂x_t‖ at the first eval
-    stop_reason: str = ""  # e.g. "max_steps reached", "max_seconds reached"
-
-
-@dataclass
-class SweepData:
-    parent_run_id: str
-    name: str
-    runs: list[RunInfo]
-    baselines: dict  # (task, T) -> baseline loss
-    tracking_uri: str
-
-    @property
-    def finished(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status in ("solved", "unsolved", "diverged")]
-
-
 def _cell_key(cell: str) -> int:
     return CELL_ORDER.index(cell) if cell in CELL_ORDER else len(CELL_ORDER)
 
 
-def _clip_key(clip: str) -> tuple:
-    return (clip != "none", clip)
+_clip_key = clip_key
 
 
-_NAME = re.compile(
-    r"^(?P<task>.+)-T(?P<T>\d+)-(?P<cell>simple_rnn|irnn|lstm|gru)-(?P<clip>.+)-s(?P<seed>\d+)$"
-)
-
-
-def _params_of(run) -> dict:
-    """A run's params; for a run that crashed before logging them, parsed from its name."""
-    p = dict(run.data.params)
-    if "task" not in p:
-        m = _NAME.match(run.info.run_name or "")
-        if m:
-            p.update(task=m["task"], seq_len=m["T"], cell=m["cell"], clip=m["clip"], seed=m["seed"])
-    return p
-
-
-def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> SweepData:
-    """Read a sweep's child runs (latest FINISHED per config; gaps kept) from MLflow."""
-    import mlflow
-
-    from suite.sweep import KIND_TAG, _all_runs
-    from tasks import get_task
-
-    client = mlflow.MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise UserError(
-            f"no experiment {experiment!r} at {tracking_uri}; run `rnnbench sweep quick` first."
-        )
-    if sweep:
-        try:
-            parent = client.get_run(sweep)
-        except Exception:
-            raise UserError(
-                f"no sweep run {sweep!r} at {tracking_uri}; see the parent runs in the MLflow UI."
-            ) from None
-    else:
-        parents = _all_runs(client, exp.experiment_id, f"tags.`{KIND_TAG}` = 'sweep'")
-        if not parents:
-            raise UserError(
-                f"no sweep in experiment {experiment!r} at {tracking_uri}; run `rnnbench sweep quick` first."
-            )
-        parent = max(parents, key=lambda r: r.info.start_time)
-    pid = parent.info.run_id
-    children = _all_runs(client, exp.experiment_id, f"tags.`mlflow.parentRunId` = '{pid}'")
-    if not children:
-        raise UserError(f"sweep {pid} has no runs yet; run (or resume) the sweep first.")
-    latest: dict[str, object] = {}
-    for run in sorted(children, key=lambda r: r.info.start_time):
-        h = run.data.tags.get("rnnbench.config_hash", run.info.run_id)
-        if run.info.status == "FINISHED" or h not in latest or latest[h].info.status != "FINISHED":
-            latest[h] = run
-    runs, baselines = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in latest.values():
-            p = _params_of(run)
-            status = run.data.tags.get("rnnbench.status", "running")
-            if run.info.status == "FAILED":
-                status = "failed"
-            elif run.info.status == "KILLED":
-                status = "killed"
-            info = RunInfo(
-                run_id=run.info.run_id,
-                task=p.get("task", "?"),
-                seq_len=int(p.get("seq_len", 0)),
-                cell=p.get("cell", "?"),
-                clip=p.get("clip", "?"),
-                seed=int(p.get("seed", 0)),
-                status=status,
-                metrics=dict(run.data.metrics),
-                stop_reason=run.data.tags.get("rnnbench.stop_reason", ""),
-            )
-            if status in ("solved", "unsolved", "diverged"):
-                for m in ("val_loss_ratio", "grad_norm", "grad_norm_max", "clip_fraction"):
-                    info.curves[m] = [
-                        (h.step, h.value) for h in client.get_metric_history(run.info.run_id, m)
-                    ]
-                try:
-                    path = client.download_artifacts(run.info.run_id, "grad_profile.json", tmp)
-                    prof = json.loads(Path(path).read_text())
-                    info.profile_first = prof["norms"][0] if prof.get("norms") else None
-                except Exception:  # a missing artifact is a gap, not an error
-                    info.profile_first = None
-            key = (info.task, info.seq_len)
-            if key not in baselines and info.task != "?":
-                try:
-                    baselines[key] = get_task(info.task, seq_len=info.seq_len).baseline_loss
-                except ValueError:
-                    pass
-            runs.append(info)
-    name = parent.data.params.get("spec") or parent.info.run_name or pid
-    return SweepData(pid, name, runs, baselines, tracking_uri)
-
-
-# ----- aggregation ------------------------------------------------------------------------
-
-
-def groups(data: SweepData) -> dict[tuple, list[RunInfo]]:
-    """(task, T, cell, clip) -> runs over seeds."""
-    out: dict[tuple, list[RunInfo]] = defaultdict(list)
-    for r in data.runs:
-        out[(r.task, r.seq_len, r.cell, r.clip)].append(r)
-    return out
+def _ci(lo: float, hi: float) -> str:
+    return f"CI {lo:.2g}–{hi:.2g}"
 
 
 def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str]], dict]:
-    """Columns task@T, rows (cell, clip), and the cell text."""
+    """Columns task@T, rows (cell, clip), and the cell text (see render_markdown's legend)."""
     g = groups(data)
     cols = sorted({(t, T) for t, T, _, _ in g}, key=lambda k: (k[0], k[1]))
     rows = sorted({(c, k) for _, _, c, k in g}, key=lambda ck: (_cell_key(ck[0]), _clip_key(ck[1])))
     cells = {}
     for (task, T, cell, clip), runs in g.items():
-        done = [r for r in runs if r.status in ("solved", "unsolved", "diverged")]
-        solved = [r for r in done if r.status == "solved"]
-        div = sum(r.status == "diverged" for r in done)
-        gaps = len(runs) - len(done)
-        if solved:
-            steps = statistics.median(r.metrics.get("steps_to_solve", math.nan) for r in solved)
-            text = f"{len(solved)}/{len(runs)} · {steps:.0f} steps"
+        o = outcome(runs)
+        done = [r for r in runs if r.finished]
+        ci = _ci(*o.interval) if o.counted else "no complete run"
+        if o.solved:
+            steps = statistics.median(
+                r.metrics.get("steps_to_solve", math.nan) for r in done if r.status == "solved"
+            )
+            text = f"{o.solved}/{o.counted} ({ci}) · {steps:.0f} steps"
         elif done:
             ratios = [r.metrics.get("val_loss_ratio", math.inf) for r in done]
             best = min(ratios)
-            text = (
-                f"FAIL {len(solved)}/{len(runs)} (best {best:.2g})"
-                if math.isfinite(best)
-                else f"FAIL 0/{len(runs)}"
+            text = f"FAIL 0/{o.counted} ({ci}" + (
+                f"; best {best:.2g})" if math.isfinite(best) else ")"
             )
         else:
             text = "no finished run"
-        capped = [r for r in done if r.stop_reason == "max_seconds reached"]
-        if capped:  # a time cap, not the step budget, ended these: say how far they got
-            steps = statistics.median(r.metrics.get("steps", math.nan) for r in capped)
-            text += f" · {len(capped)} time-capped at ~{steps:.0f} steps"
+        if o.state == "undecided":
+            text += " · undecided"
+        div = sum(r.status == "diverged" for r in done)
         if div:
             text += f" · {div} diverged"
+        falling = [still_falling(r) for r in done if r.counted]
+        if falling.count(True):
+            text += f" · {falling.count(True)} budget-limited"
+        if falling.count(False):
+            text += f" · {falling.count(False)} plateaued"
+        gaps = len(runs) - len(done)
         if gaps and done:
             text += f" · {gaps} missing"
+        capped = [r for r in done if r.incomplete]
+        if capped:  # the time cap, not the step budget, ended these: not counted
+            steps = statistics.median(r.metrics.get("steps", math.nan) for r in capped)
+            text += f" · {len(capped)} time-capped at ~{steps:.0f} steps, not counted"
         cells[((task, T), (cell, clip))] = text
     return [f"{t}@{T}" for t, T in cols], rows, {"cols": cols, "cells": cells}
 
 
-def longest_solved(data: SweepData) -> dict[tuple, int | None]:
-    """(task, cell, clip) -> longest T where at least half the seeds solved (None: none)."""
-    out: dict[tuple, int | None] = {}
-    for (task, T, cell, clip), runs in groups(data).items():
-        key = (task, cell, clip)
-        out.setdefault(key, None)
-        done = [r for r in runs if r.status in ("solved", "unsolved", "diverged")]
-        if done and sum(r.status == "solved" for r in done) * 2 >= len(done):
-            out[key] = max(out[key] or 0, T)
-    return out
+def claims_markdown(claims) -> str:
+    lines = [
+        "## Claims",
+        "",
+        "The common answers to the question, each checked against this sweep's runs by the "
+        'rules under "How each finding is decided" (a configuration solves a task@T when at '
+        "least half its seeds do; runs cut by the training-time cap are not counted).",
+        "",
+        "| # | claim | finding | evidence |",
+        "|---|---|---|---|",
+    ]
+    for c in claims:
+        lines.append(f"| {c.number} | {c.text} | **{c.finding}** | {c.evidence} |")
+    return "\n".join(lines)
 
 
-def solved_set(data: SweepData, cell: str, clip: str) -> set[tuple]:
-    """task@T (as tuples) where ``cell``/``clip`` solved at least half its seeds."""
-    s = set()
-    for (task, T, c, k), runs in groups(data).items():
-        done = [r for r in runs if r.status in ("solved", "unsolved", "diverged")]
-        if (
-            c == cell
-            and k == clip
-            and done
-            and sum(r.status == "solved" for r in done) * 2 >= len(done)
-        ):
-            s.add((task, T))
-    return s
-
-
-# ----- verdict ----------------------------------------------------------------------------
-
-
-def verdict(data: SweepData) -> list[str]:
-    """Sentences derived from the numbers; each names its evidence or says it has none."""
-    out: list[str] = []
-    fin = data.finished
-    if not fin:
-        return ["No run finished, so the data supports no statement yet."]
-    cells = sorted({r.cell for r in fin}, key=_cell_key)
-    clips = sorted({r.clip for r in fin}, key=_clip_key)
-    tasks = sorted({r.task for r in fin})
-    seeds = {r.seed for r in fin}
-    solved_any = [r for r in fin if r.status == "solved"]
-    if len(seeds) < 3:
-        out.append(
-            f"Only {len(seeds)} seed(s) per configuration: read every statement below as an indication, "
-            "not a conclusion (3 or more seeds are needed)."
-        )
-    if not solved_any:
-        out.append(
-            "No run solved its task, so no cell can be ranked and no clipping effect on solving can be shown."
-        )
-
-    # Longest T per cell (best clip), per task.
-    ls = longest_solved(data)
-    for task in tasks:
-        parts = []
-        for cell in cells:
-            best = [
-                (ls.get((task, cell, clip)), clip) for clip in clips if (task, cell, clip) in ls
-            ]
-            solved_T = [(T, clip) for T, clip in best if T]
-            if solved_T:
-                T, clip = max(solved_T)
-                parts.append(f"{cell} T = {T} ({clip})")
-            else:
-                parts.append(f"{cell} none")
-        lengths = sorted({r.seq_len for r in fin if r.task == task})
-        out.append(
-            f"Longest length solved on {task} (lengths {', '.join(map(str, lengths))}): "
-            + "; ".join(parts)
-            + "."
-        )
-
-    # Claim 2: does clipping make tanh SimpleRNN solve what it failed without?
-    if "simple_rnn" in cells and "none" in clips:
-        base = solved_set(data, "simple_rnn", "none")
-        gained = {
-            clip: sorted(solved_set(data, "simple_rnn", clip) - base)
-            for clip in clips
-            if clip != "none"
-        }
-        tested = sorted({(r.task, r.seq_len) for r in fin if r.cell == "simple_rnn"} - base)
-        wins = {clip: g for clip, g in gained.items() if g}
-        if not tested:
-            out.append(
-                "tanh SimpleRNN solved every length it was given without clipping, so clipping had nothing to rescue."
-            )
-        elif wins:
-            for clip, g in wins.items():
-                out.append(
-                    f"Clipping helped tanh SimpleRNN: with {clip} it solved "
-                    + ", ".join(f"{t}@{T}" for t, T in g)
-                    + " which it failed without clipping."
-                )
-        else:
-            out.append(
-                "No clipping setting made tanh SimpleRNN solve a length it failed without clipping "
-                f"({len(tested)} task@T failed without; clip settings tried: {', '.join(c for c in clips if c != 'none') or 'none'})."
-            )
-
-    # Ranking of cells by runs solved (ties: median steps to solve).
-    score = {}
-    for cell in cells:
-        rs = [r for r in fin if r.cell == cell]
-        sol = [r for r in rs if r.status == "solved"]
-        med = (
-            statistics.median(r.metrics.get("steps_to_solve", math.inf) for r in sol)
-            if sol
-            else math.inf
-        )
-        score[cell] = (len(sol), len(rs), med)
-    ranking = sorted(cells, key=lambda c: (-score[c][0] / max(score[c][1], 1), score[c][2]))
-    out.append(
-        "Ranking of cells by share of runs solved: "
-        + " > ".join(f"{c} ({score[c][0]}/{score[c][1]})" for c in ranking)
-        + "."
-    )
-    per_task_best = {}
-    for task in tasks:
-        best = max(
-            cells,
-            key=lambda c: sum(r.status == "solved" for r in fin if r.cell == c and r.task == task),
-        )
-        n = sum(r.status == "solved" for r in fin if r.cell == best and r.task == task)
-        per_task_best[task] = best if n else None
-    if len(tasks) > 1 and len({v for v in per_task_best.values() if v}) > 1:
-        out.append(
-            "The best cell depends on the task: "
-            + ", ".join(f"{t}: {c or 'none solved'}" for t, c in per_task_best.items())
-            + "."
-        )
-
-    # Claim 1 / 5: divergence without vs with clipping.
-    div_none = [r for r in fin if r.clip == "none" and r.status == "diverged"]
-    div_clip = [r for r in fin if r.clip != "none" and r.status == "diverged"]
-    n_none = sum(r.clip == "none" for r in fin)
-    n_clip = len(fin) - n_none
-    if not div_none and not div_clip:
-        out.append("No run diverged, so this data cannot show clipping preventing divergence.")
-    else:
-        out.append(
-            f"Divergence: {len(div_none)}/{n_none} runs without clipping diverged"
-            + (f" ({', '.join(sorted({r.cell for r in div_none}))})" if div_none else "")
-            + f", {len(div_clip)}/{n_clip} with clipping"
-            + (f" ({', '.join(sorted({r.cell for r in div_clip}))})" if div_clip else "")
-            + "."
-        )
-    if "irnn" in cells and "none" in clips and any(c != "none" for c in clips):
-        irnn_none = solved_set(data, "irnn", "none")
-        irnn_clip = set().union(*(solved_set(data, "irnn", c) for c in clips if c != "none"))
-        tanh_all = (
-            set().union(*(solved_set(data, "simple_rnn", c) for c in clips))
-            if "simple_rnn" in cells
-            else set()
-        )
-        beyond = sorted((irnn_none | irnn_clip) - tanh_all)
-        out.append(
-            f"IRNN solved {len(irnn_clip)} task@T with clipping vs {len(irnn_none)} without"
-            + (
-                f"; it solved {', '.join(f'{t}@{T}' for t, T in beyond)} where tanh SimpleRNN failed"
-                if beyond
-                else ""
-            )
-            + "."
-        )
-
-    # Claim 4: gated cells still see large gradients.
-    for cell in ("lstm", "gru"):
-        rs = [r for r in fin if r.cell == cell]
-        if not rs:
-            continue
-        gmax = max((r.metrics.get("grad_norm_max", 0.0) for r in rs), default=0.0)
-        clipped = [r for r in rs if r.clip != "none"]
-        frac = (
-            statistics.mean(_mean_curve(r, "clip_fraction") for r in clipped) if clipped else None
-        )
-        out.append(
-            f"{cell}: largest pre-clip gradient norm {gmax:.3g}"
-            + (
-                f"; clipping fired on {frac:.0%} of steps on average when enabled"
-                if frac is not None
-                else ""
-            )
-            + "."
-        )
-    return out
-
-
-def _mean_curve(r: RunInfo, metric: str) -> float:
-    pts = r.curves.get(metric) or []
-    return statistics.mean(v for _, v in pts) if pts else 0.0
+def rules_markdown() -> str:
+    lines = ["## How each finding is decided", ""]
+    lines += [f"- **{name}.** {text}" for name, text in rules().items()]
+    return "\n".join(lines)
 
 
 # ----- figures ----------------------------------------------------------------------------
@@ -426,16 +144,20 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
             for i, clip in enumerate(clips):
                 pts = []
                 for (t, T, c, k), runs in sorted(g.items(), key=lambda kv: kv[0][1]):
-                    done = [r for r in runs if r.status in ("solved", "unsolved", "diverged")]
-                    if t == task and c == cell and k == clip and done:
-                        pts.append((T, sum(r.status == "solved" for r in done) / len(done)))
+                    o = outcome(runs)
+                    if (t, c, k) == (task, cell, clip) and o.counted:
+                        pts.append((T, o.rate, *o.interval))
                 if pts:
-                    xs, ys = zip(*pts, strict=True)
-                    # small vertical offsets keep overlapping lines (same solve rate) visible
+                    xs, ys, lo, hi = zip(*pts, strict=True)
+                    # small offsets keep overlapping lines (same solve rate) visible
                     jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (_cell_key(cell) - 1.5)
-                    ax.plot(
-                        xs, [y + jitter for y in ys], LINESTYLES[i % 4], marker=CELL_MARKERS.get(cell, "o"),
-                        ms=5, color=CELL_COLORS.get(cell), label=f"{cell} {clip}",
+                    xj = [x * (1 + 0.02 * (_cell_key(cell) - 1.5 + i / 4)) for x in xs]
+                    ax.errorbar(
+                        xj, [y + jitter for y in ys],
+                        yerr=[[y - a for y, a in zip(ys, lo, strict=True)],
+                              [b - y for y, b in zip(ys, hi, strict=True)]],
+                        fmt=LINESTYLES[i % 4], marker=CELL_MARKERS.get(cell, "o"), ms=5, capsize=2,
+                        elinewidth=0.7, color=CELL_COLORS.get(cell), label=f"{cell} {clip}",
                     )  # fmt: skip
         ax.set_title(task)
         ax.set_xlabel("sequence length T")
@@ -448,7 +170,8 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
-        "Solve rate vs sequence length (colour/marker: cell, line style: clip; offsets only for legibility)",
+        "Solve rate vs sequence length, counted runs, 95 % Wilson intervals (colour/marker: cell, "
+        "line style: clip; offsets only for legibility)",
         fontsize=9,
     )
     fig.tight_layout()
@@ -513,11 +236,21 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
     )
 
     def median_profile(runs):
-        profs = [np.asarray(r.profile_first, dtype=float) for r in runs if r.profile_first]
-        profs = [q for q in profs if np.all(np.isfinite(q))]  # a run that blew up by then: skip
+        # copy's recall positions cut off, floored zeros as gaps (suite.analysis.trimmed_profile)
+        profs = [
+            trimmed_profile(r.profile_first, r.task, r.seq_len, r.input_length)
+            for r in runs
+            if r.profile_first
+        ]
+        raw = [np.asarray(r.profile_first, dtype=float) for r in runs if r.profile_first]
+        profs = [  # a run that blew up by then: skip; so do profiles of another length
+            q for q, w in zip(profs, raw, strict=True) if np.all(np.isfinite(w)) and q[-1] > 0
+        ]
+        profs = [q for q in profs if len(q) == len(profs[0])] if profs else []
         if not profs:
             return None
-        return np.median(np.stack([q / max(q[-1], 1e-30) for q in profs]), axis=0)
+        with np.errstate(all="ignore"):
+            return np.nanmedian(np.stack([q / q[-1] for q in profs]), axis=0)
 
     for col, task in enumerate(tasks):
         at = [r for r in data.finished if r.task == task]
@@ -539,7 +272,9 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
                 )  # fmt: skip
         top.set_title(f"{task}@{T}: by cell")
         bottom.set_title(f"{task}@{T}: tanh SimpleRNN by clip")
-        bottom.set_xlabel("distance from the loss (steps)")
+        bottom.set_xlabel(
+            "distance from the loss (steps)" if task != "copy" else "distance from the delimiter"
+        )
         for ax in (top, bottom):
             ax.set_yscale("log")
             ax.set_ylabel("‖∂L/∂x_t‖ / value at distance 0")
@@ -548,7 +283,8 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
         if any(ax.get_legend_handles_labels()[0] for ax in row):
             row[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
-        "Gradient reaching step t at the first evaluation (median over runs, longest T per task)",
+        "Gradient reaching step t at the first evaluation (median over runs, longest T per task; "
+        "copy: recall positions left out)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -576,7 +312,9 @@ def fig_exploding(data: SweepData, path: Path) -> None:
             ]
             maxima.append(vals or [math.nan])
             fracs.append(
-                statistics.mean(_mean_curve(r, "clip_fraction") for r in rs) if rs else 0.0
+                statistics.mean(0.0 if math.isnan(f := mean_clip_fraction(r)) else f for r in rs)
+                if rs
+                else 0.0
             )
         pos = [i + (j - (len(cells) - 1) / 2) * width for i in range(len(clips))]
         bp = a1.boxplot(
@@ -636,9 +374,12 @@ def render_markdown(
         "",
         "## Solve table",
         "",
-        "Each cell: solved seeds / runs · median steps to solve; FAIL shows the best final val loss / baseline "
-        "(1.0 = no better than the trivial baseline); time-capped: runs ended by the training-time cap "
-        "before the step budget, with the median steps they got.",
+        "Each cell: solved seeds / counted runs (95 % Wilson interval of the solve rate) · median "
+        "steps to solve; FAIL shows the best final val loss / baseline (1.0 = no better than the "
+        "trivial baseline); budget-limited: a FAIL still improving over its last evaluations, "
+        "plateaued: one that was not; time-capped: runs the training-time cap ended before the "
+        "step budget, with the median steps they got (not counted; undecided: the outcome "
+        "depends on them).",
         "",
         "| cell | clip | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),
@@ -653,6 +394,7 @@ def render_markdown(
         + ".",
         "",
     ]
+    lines += [rules_markdown(), ""]
     for extra in extra_sections or []:
         lines += [extra, ""]
     titles = {

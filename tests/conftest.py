@@ -82,35 +82,64 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     )
 
 
+def decay_profile(length: int, slope: float, scale: float = 1.0) -> list[float]:
+    """A ‖∂L/∂x_t‖ profile whose log10 falls by ``-slope`` per 100 steps of distance."""
+    return [scale * 10 ** (slope * (length - 1 - t) / 100) for t in range(length)]
+
+
 def log_fake_run(
     client, exp_id, parent, task, T, cell, clip, seed, status,
-    steps=None, ratio=None, gmax=1.5, gmean=1.0,
+    steps=None, ratio=None, gmax=1.5, gmean=1.0, *,
+    curves=None, profiles=None, stop_reason=None, run_steps=None, max_steps=None,
+    input_length=None,
 ):  # fmt: skip
-    """Hand-log one finished child run laid out as `rnnbench train` logs it (for report logic)."""
-    run = client.create_run(
-        exp_id,
-        run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}",
-        tags={
-            "mlflow.parentRunId": parent,
-            "rnnbench.status": status,
-            "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
-        },
-    )
+    """Hand-log one finished child run laid out as `rnnbench train` logs it (for report logic).
+
+    ``steps``: steps to solve (solved runs); ``curves``: metric -> values at evals 100, 200, ...
+    (stepped metrics: ``val_loss_ratio``, ``grad_norm``, ``grad_norm_max``, ``clip_fraction``);
+    ``profiles``: ‖∂L/∂x_t‖ per eval, written as the real ``grad_profile.json`` artifact;
+    ``run_steps``/``max_steps``/``stop_reason``: the final ``steps`` metric, the param and tag.
+    """
+    from mlflow.entities import Metric, Param
+
+    tags = {
+        "mlflow.parentRunId": parent,
+        "rnnbench.status": status,
+        "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
+    }
+    if stop_reason:
+        tags["rnnbench.stop_reason"] = stop_reason
+    run = client.create_run(exp_id, run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}", tags=tags)
     rid = run.info.run_id
-    for k, v in dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed).items():
-        client.log_param(rid, k, v)
+    params = dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed)
+    if max_steps is not None:
+        params["max_steps"] = max_steps
+    if input_length is not None:
+        params["input_length"] = input_length
     if ratio is None:
         ratio = {"solved": 0.01, "unsolved": 0.95, "diverged": float("inf")}[status]
     ts = int(time.time() * 1000)
-    metrics = dict(
-        val_loss_ratio=ratio,
-        grad_norm=gmean,
-        grad_norm_max=gmax,
-        clip_fraction=0.0 if clip == "none" else 0.5,
-        solved=float(status == "solved"),
-    )
+    stepped = {
+        "val_loss_ratio": [ratio],
+        "grad_norm": [gmean],
+        "grad_norm_max": [gmax],
+        "clip_fraction": [0.0 if clip == "none" else 0.5],
+        **(curves or {}),
+    }
+    metrics = [
+        Metric(k, float(v), ts, 100 * (i + 1))
+        for k, vs in stepped.items()
+        for i, v in enumerate(vs)
+    ]
+    final = {"solved": float(status == "solved")}
     if status == "solved":
-        metrics["steps_to_solve"] = steps or 1000
-    for key, value in metrics.items():
-        client.log_metric(rid, key, value, ts, 100)
+        final["steps_to_solve"] = steps or 1000
+    if run_steps is not None:
+        final["steps"] = run_steps
+    metrics += [Metric(k, float(v), ts, 100) for k, v in final.items()]
+    client.log_batch(rid, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+    if profiles is not None:
+        doc = {"steps": [100 * (i + 1) for i in range(len(profiles))], "norms": profiles}
+        doc.update(seq_len=T, input_length=input_length or len(profiles[0]))
+        client.log_dict(rid, doc, "grad_profile.json")
     client.set_terminated(rid, "FINISHED")

@@ -1,15 +1,26 @@
-"""The claims check (suite.claims): hand-logged MLflow runs in a real sqlite store, where
-flipping the numbers must flip each claim's finding."""
+"""The claims (suite.analysis): hand-logged MLflow runs in a real sqlite store, with real
+grad_profile.json artifacts and varied gradient norms, where changing the numbers alone moves
+each claim through SUPPORTED, REFUTED, MIXED and NOT TESTABLE."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from conftest import log_fake_run, run_cli
+from conftest import decay_profile, log_fake_run, run_cli
+
+N, C, V = "none", "global_clipnorm=1", "clipvalue=0.1"
+CAP = {"stop_reason": "max_seconds reached", "run_steps": 700, "max_steps": 3000}
+SPIKY = {"curves": {"grad_norm": [1, 1, 1, 1], "grad_norm_max": [100, 2, 30, 2]}}
+# the first window's 100x would look like a spike: the rule leaves the first window out
+CALM = {"curves": {"grad_norm": [1, 1, 1, 1], "grad_norm_max": [100, 2, 3, 2]}}
 
 
-def _sweep(uri, name, rows):
-    """rows: (task, T, cell, clip, status[, gmax]) logged for seeds 0, 1, 2."""
+def _sweep(uri, rows, name="s", seeds=(0, 1, 2)):
+    """rows: (task, T, cell, clip, status, **log_fake_run options) for each seed; loaded back."""
     import mlflow
+
+    from suite.report import load_sweep
 
     client = mlflow.MlflowClient(uri)
     exp_id = client.create_experiment(name)
@@ -17,96 +28,316 @@ def _sweep(uri, name, rows):
         exp_id, run_name=f"sweep-{name}", tags={"rnnbench.kind": "sweep"}
     ).info.run_id
     client.log_param(parent, "spec", name)
-    for row in rows:
-        for seed in (0, 1, 2):
-            task, T, cell, clip, status, *gmax = row
+    for task, T, cell, clip, status, *kw in rows:
+        for seed in seeds:
+            st = status[seed] if isinstance(status, list) else status
             log_fake_run(
-                client, exp_id, parent, task, T, cell, clip, seed, status, None, None, *gmax
+                client, exp_id, parent, task, T, cell, clip, seed, st, **(kw[0] if kw else {})
             )
     client.set_terminated(parent, "FINISHED")
+    return load_sweep(uri, name)
 
 
-def _findings(uri, name):
+def _claims(data):
     from suite.claims import check_claims
+
+    return {c.number: c for c in check_claims(data)}
+
+
+def _prof(T, slope, scale=1.0):
+    return {"profiles": [decay_profile(T, slope, scale)]}
+
+
+# ----- small statistics -------------------------------------------------------------------
+
+
+def test_wilson_and_fisher_match_known_values():
+    from suite.analysis import fisher_greater, improved, wilson
+
+    lo, hi = wilson(0, 3)
+    assert lo == 0 and hi == pytest.approx(0.5615, abs=1e-4)
+    lo, hi = wilson(3, 3)
+    assert hi == 1 and lo == pytest.approx(0.4385, abs=1e-4)
+    assert all(math.isnan(x) for x in wilson(0, 0))
+    assert fisher_greater(3, 3, 0, 3) == pytest.approx(1 / 20)
+    assert fisher_greater(6, 6, 0, 6) == pytest.approx(1 / 924)
+    assert fisher_greater(0, 3, 3, 3) == pytest.approx(1.0)
+    assert improved(3, 3, 0, 3)[0] is False  # p = 0.05 is not < 0.05
+    assert improved(6, 6, 0, 6)[0] is True
+    assert improved(60, 100, 45, 100)[0] is True  # 15 points, p ≈ 0.02
+    assert improved(540, 1000, 500, 1000)[0] is False  # p < 0.05 but only 4 points
+
+
+def test_copy_slope_leaves_out_recall_positions_and_zeros():
+    from suite.analysis import task_slope
+    from suite.train import grad_decay_slope
+
+    T = 10  # copy@10 reads 30 steps: 20 before the recall positions, 10 recall positions
+    head = decay_profile(20, -10.0)
+    head[0] = 0.0  # an exact zero the profile floors to 1e-30
+    prof = head + [1e3] * 10
+    assert task_slope(prof, "copy", T, 30) == pytest.approx(-10.0, abs=1e-6)
+    assert abs(grad_decay_slope(prof) + 10.0) > 5  # the raw slope is far off
+    assert task_slope(decay_profile(50, -4.0), "adding", 50) == pytest.approx(-4.0)
+    assert math.isnan(task_slope([0.0, 0.0, 1.0], "adding", 3))
+
+
+# ----- claim 1 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "with_c, with_v, expected",
+    [
+        ("solved", "solved", "SUPPORTED"),
+        ("diverged", "diverged", "REFUTED"),
+        ("solved", "diverged", "MIXED"),  # per clip setting: one rescues, one does not
+        ("capped", "capped", "NOT TESTABLE"),  # the only partners were cut by the time cap
+    ],
+)
+def test_claim1(sqlite_uri, with_c, with_v, expected):
+    def row(clip, st):
+        return ("adding", 10, "irnn", clip, "unsolved", CAP) if st == "capped" else (
+            "adding", 10, "irnn", clip, st)  # fmt: skip
+
+    data = _sweep(
+        sqlite_uri, [("adding", 10, "irnn", N, "diverged"), row(C, with_c), row(V, with_v)]
+    )
+    c = _claims(data)[1]
+    assert c.finding == expected, c.evidence
+    if expected == "MIXED":
+        assert f"{C} rescued 3/3 (100%)" in c.evidence and f"{V} rescued 0/3 (0%)" in c.evidence
+    if expected == "NOT TESTABLE":
+        assert c.excluded == 6 and "6 time-capped run(s) excluded" in c.evidence
+
+
+def test_claim1_needs_a_divergence(sqlite_uri):
+    data = _sweep(
+        sqlite_uri, [("adding", 10, "irnn", N, "unsolved"), ("adding", 10, "irnn", C, "diverged")]
+    )
+    c = _claims(data)[1]
+    assert c.finding == "NOT TESTABLE" and "no run diverged without clipping" in c.evidence
+
+
+# ----- claim 2 ----------------------------------------------------------------------------
+
+
+def _copy_prof(slope, recall, zero=False):
+    head = decay_profile(20, slope)
+    if zero:
+        head[0] = 0.0
+    return {"profiles": [head + [recall] * 10], "input_length": 30}
+
+
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim2(sqlite_uri, expected):
+    # copy@10: tanh fails without clipping; the clipped profile has the same decay at another
+    # scale (clipping rescales) but other recall values and a floored zero: only the trimmed
+    # slope sees them as the same
+    clip_solves = expected == "REFUTED"
+    same = expected in ("SUPPORTED", "NOT TESTABLE")
+    rows = [
+        ("copy", 10, "simple_rnn", N, "unsolved", _copy_prof(-10.0, 1e3)),
+        (
+            "copy", 10, "simple_rnn", C, "solved" if clip_solves else "unsolved",
+            _copy_prof(-10.0 if same else -2.0, 1.0, zero=True),
+        ),
+        ("copy", 10, "lstm", N, "unsolved" if expected == "NOT TESTABLE" else "solved"),
+    ]  # fmt: skip
+    c = _claims(_sweep(sqlite_uri, rows))[2]
+    assert c.finding == expected, c.evidence
+    if expected == "SUPPORTED":
+        assert "the same in 1/1 pairs" in c.evidence and "-10 without vs -10 with" in c.evidence
+    if expected == "NOT TESTABLE":
+        assert "no cell solved" in c.evidence and "copy@10" in c.evidence
+
+
+def test_claim2_ignores_task_T_no_cell_solved(sqlite_uri):
+    """adding@50: nothing solved it, so it is no evidence; adding@10 decides the claim."""
+    rows = [
+        ("adding", 10, "simple_rnn", N, "unsolved"),
+        ("adding", 10, "simple_rnn", C, "solved"),
+        ("adding", 10, "lstm", N, "solved"),
+        ("adding", 50, "simple_rnn", N, "unsolved"),
+        ("adding", 50, "simple_rnn", C, "unsolved"),
+        ("adding", 50, "lstm", N, "unsolved"),
+    ]
+    c = _claims(_sweep(sqlite_uri, rows))[2]
+    assert c.finding == "REFUTED", c.evidence
+    assert "Not counted: adding@50 (no cell solved them)" in c.evidence
+
+
+# ----- claim 3 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim3(sqlite_uri, expected):
+    lstm50 = "solved" if expected in ("SUPPORTED", "MIXED") else "unsolved"
+    tanh10 = "unsolved" if expected == "NOT TESTABLE" else "solved"
+    lstm10 = "unsolved" if expected == "NOT TESTABLE" else "solved"
+    s_lstm, s_tanh = {"SUPPORTED": (-1, -10), "REFUTED": (-10, -10), "MIXED": (-10, -1)}.get(
+        expected, (None, None)
+    )
+    rows = [
+        ("adding", 10, "simple_rnn", N, tanh10),
+        ("adding", 10, "lstm", N, lstm10),
+        ("adding", 50, "simple_rnn", N, "unsolved", _prof(50, s_tanh) if s_tanh else {}),
+        ("adding", 50, "lstm", N, lstm50, _prof(50, s_lstm) if s_lstm else {}),
+    ]
+    c = _claims(_sweep(sqlite_uri, rows))[3]
+    assert c.finding == expected, c.evidence
+    if expected == "MIXED":
+        assert "[adding length: holds]" in c.evidence and "[adding profile: fails]" in c.evidence
+
+
+# ----- claim 4 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim4(sqlite_uri, expected):
+    spiky = expected in ("SUPPORTED", "MIXED")
+    none_kw = dict(SPIKY if spiky else CALM)
+    if expected == "NOT TESTABLE":  # every unclipped run cut by the time cap, one window each
+        none_kw = CAP
+    clip_st = "solved" if expected == "SUPPORTED" else "unsolved"
+    rows = [("adding", 10, "lstm", N, "unsolved", none_kw), ("adding", 10, "lstm", C, clip_st)]
+    c = _claims(_sweep(sqlite_uri, rows, seeds=range(6)))[4]
+    assert c.finding == expected, c.evidence
+    if expected == "REFUTED":
+        assert "0/6 unclipped LSTM/GRU runs spiked" in c.evidence  # the first window is left out
+    if expected == "SUPPORTED":
+        assert "6/6 unclipped" in c.evidence and "solved 6/6 (p = 0.0011)" in c.evidence
+    if expected == "NOT TESTABLE":
+        assert c.excluded == 6
+
+
+def test_claim4_spikes_must_be_in_most_runs(sqlite_uri):
+    status = ["unsolved"] * 6
+    import mlflow
+
     from suite.report import load_sweep
 
-    return {c.number: c for c in check_claims(load_sweep(uri, name))}
+    # 2 of 6 unclipped runs spike: not "most runs"
+    client = mlflow.MlflowClient(sqlite_uri)
+    exp = client.create_experiment("few")
+    parent = client.create_run(exp, tags={"rnnbench.kind": "sweep"}).info.run_id
+    for seed in range(6):
+        kw = SPIKY if seed < 2 else CALM
+        log_fake_run(client, exp, parent, "adding", 10, "lstm", N, seed, status[seed], **kw)
+        log_fake_run(client, exp, parent, "adding", 10, "lstm", C, seed, "unsolved")
+    c = _claims(load_sweep(sqlite_uri, "few"))[4]
+    assert c.finding == "REFUTED" and "2/6 unclipped" in c.evidence, c.evidence
 
 
-@pytest.mark.parametrize("claims_hold", [True, False])
-def test_claims_follow_the_numbers(sqlite_uri, claims_hold):
-    C, N = "global_clipnorm=1", "none"
-    h = claims_hold
+# ----- claim 5 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim5(sqlite_uri, expected):
+    irnn_none = {"SUPPORTED": ("diverged",), "REFUTED": ("unsolved",), "MIXED": ("unsolved",)}
+    irnn_none = irnn_none.get(expected, ("unsolved", CAP))
+    irnn_clip = "solved" if expected in ("SUPPORTED", "MIXED") else "unsolved"
+    lstm = "unsolved" if expected == "NOT TESTABLE" else "solved"
     rows = [
-        # short T: everything learns
-        *[("adding", 10, cell, clip, "solved") for cell in ("simple_rnn", "irnn", "lstm") for clip in (N, C)],
-        # tanh at T = 50: fails without clipping; with clipping it fails (claims hold) or solves
-        ("adding", 50, "simple_rnn", N, "unsolved"),
-        ("adding", 50, "simple_rnn", C, "unsolved" if h else "solved"),
-        # IRNN diverges without clipping; clipping rescues it (claims hold) or does not
-        ("adding", 50, "irnn", N, "diverged"),
-        ("adding", 50, "irnn", C, "solved" if h else "diverged"),
-        # LSTM: spikes and fails without clipping (claims hold), or calm and solves either way
-        ("adding", 50, "lstm", N, "unsolved" if h else "solved", 50.0 if h else 1.5),
-        ("adding", 50, "lstm", C, "solved"),
-    ]  # fmt: skip
-    _sweep(sqlite_uri, "claims", rows)
-    f = _findings(sqlite_uri, "claims")
-    expected = "SUPPORTED" if h else "REFUTED"
-    for n in (1, 2, 3, 4, 5):
-        assert f[n].finding == expected, (n, f[n].evidence)
-    assert f[6].finding == "NOT TESTABLE"  # one task only
-    assert "rescued 3/3 (100%)" in f[1].evidence if h else "rescued 0/3 (0%)" in f[1].evidence
-    assert ("50x the median" if h else "2x the median") in f[4].evidence
-    assert (
-        "irnn T = 50, lstm T = 50, tanh T = 10" in f[5].evidence
-        if h
-        else "irnn T = 10" in f[5].evidence
-    )
-
-
-@pytest.mark.parametrize("task_dependent", [True, False])
-def test_task_dependence_claim(sqlite_uri, task_dependent):
-    rows = [
-        ("adding", 10, "lstm", "none", "solved"),
-        ("adding", 10, "simple_rnn", "none", "unsolved"),
-        ("delayed_recall", 10, "lstm", "none", "unsolved" if task_dependent else "solved"),
-        ("delayed_recall", 10, "simple_rnn", "none", "solved" if task_dependent else "unsolved"),
+        ("adding", 10, "irnn", N, *irnn_none),
+        ("adding", 10, "irnn", C, irnn_clip),
+        ("adding", 10, "lstm", N, lstm),
+        ("adding", 10, "simple_rnn", N, "unsolved"),
     ]
-    _sweep(sqlite_uri, "tasks", rows)
-    f = _findings(sqlite_uri, "tasks")
-    assert f[6].finding == ("SUPPORTED" if task_dependent else "REFUTED"), f[6].evidence
-    assert f[3].finding == ("MIXED" if task_dependent else "SUPPORTED"), f[3].evidence
-    assert "delayed_recall: " + ("simple_rnn" if task_dependent else "lstm") in f[6].evidence
-    # no clipped runs: the clipping claims say so instead of guessing
-    assert f[1].finding == f[2].finding == f[4].finding == "NOT TESTABLE"
+    c = _claims(_sweep(sqlite_uri, rows, seeds=range(6)))[5]
+    assert c.finding == expected, c.evidence
+    if expected == "SUPPORTED":
+        assert "irnn T = 10, lstm T = 10, tanh no length" in c.evidence
+        assert "irnn diverged 6/6 without clipping" in c.evidence
 
 
-def test_report_has_the_claims_table(sqlite_uri, tmp_path):
-    from suite.report import load_sweep, write_report
+# ----- claim 6 ----------------------------------------------------------------------------
 
-    _sweep(sqlite_uri, "md", [("adding", 10, "lstm", "none", "solved")])
-    md = write_report(load_sweep(sqlite_uri, "md"), tmp_path, log_to_mlflow=False).read_text()
+
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim6(sqlite_uri, expected):
+    recall = {
+        "SUPPORTED": ("unsolved", "solved"),  # delayed_recall: tanh beats lstm (a reversal)
+        "REFUTED": ("solved", "unsolved"),  # lstm on top everywhere, claim 3 holds everywhere
+        "MIXED": ("solved", "solved"),  # a tie: no reversal, but claim 3 fails there
+        "NOT TESTABLE": ("unsolved", "unsolved"),
+    }[expected]
+    adding_lstm = "unsolved" if expected == "NOT TESTABLE" else "solved"
+    rows = [
+        ("adding", 10, "lstm", N, adding_lstm),
+        ("adding", 10, "simple_rnn", N, "unsolved"),
+        ("delayed_recall", 10, "lstm", N, recall[0]),
+        ("delayed_recall", 10, "simple_rnn", N, recall[1]),
+    ]
+    f = _claims(_sweep(sqlite_uri, rows))
+    assert f[6].finding == expected, f[6].evidence
+    if expected == "MIXED":
+        assert f[3].finding == "MIXED"  # claim 3 mixed alone does not make claim 6 SUPPORTED
+    if expected == "NOT TESTABLE":  # nothing solved anywhere
+        assert f[3].finding == "NOT TESTABLE" and "neither gated nor tanh" in f[3].evidence
+
+
+def test_nothing_solved_leaves_claims_2_and_6_untestable_and_no_ranking(sqlite_uri):
+    from suite.analysis import verdict
+
+    rows = [
+        (task, 10, cell, clip, "unsolved")
+        for task in ("adding", "delayed_recall")
+        for cell in ("simple_rnn", "lstm")
+        for clip in (N, C)
+    ]
+    data = _sweep(sqlite_uri, rows)
+    f = _claims(data)
+    assert f[2].finding == "NOT TESTABLE" and "no cell solved" in f[2].evidence
+    assert f[6].finding == "NOT TESTABLE"
+    text = "\n".join(verdict(data))
+    assert "No run solved" in text and "Ranking" not in text
+    assert "best cell depends" not in text
+
+
+# ----- report.md --------------------------------------------------------------------------
+
+
+def test_report_prints_claims_and_rules(sqlite_uri, tmp_path):
+    from suite.analysis import HELP_MARGIN, SPIKE_RATIO
+    from suite.report import write_report
+
+    data = _sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")], name="md")
+    md = write_report(data, tmp_path, log_to_mlflow=False).read_text()
     table = md.split("## Claims")[1].split("## Solve table")[0]
     assert table.count("**NOT TESTABLE**") == 6  # one cell, no clipping: nothing can be tested
+    rules = md.split("## How each finding is decided")[1]
+    for n in range(1, 7):
+        assert f"**Claim {n}.**" in rules
+    assert f">= {SPIKE_RATIO:g}" in rules and f"at least {HELP_MARGIN:.0%}" in rules
+    assert "{" not in rules  # every margin filled in
 
 
-def test_solve_table_marks_time_capped_runs(sqlite_uri):
-    """A FAIL ended by the training-time cap says so, with the steps it got."""
+def test_solve_table_counts_capped_runs_apart(sqlite_uri):
+    """Time-capped runs are not counted; a run that used its whole budget is, whatever its tag."""
     import mlflow
 
     from suite.report import load_sweep, solve_table
 
-    _sweep(sqlite_uri, "capped", [("adding", 10, "lstm", "none", "unsolved")])
     client = mlflow.MlflowClient(sqlite_uri)
-    exp = client.get_experiment_by_name("capped")
-    children = client.search_runs([exp.experiment_id], "tags.`rnnbench.status` = 'unsolved'")
-    for run, steps in zip(children[:2], (700, 900), strict=True):
-        client.set_tag(run.info.run_id, "rnnbench.stop_reason", "max_seconds reached")
-        client.log_metric(run.info.run_id, "steps", steps)
+    exp = client.create_experiment("capped")
+    parent = client.create_run(exp, tags={"rnnbench.kind": "sweep"}).info.run_id
+    client.log_param(parent, "spec", "capped")
+    falling = {"curves": {"val_loss_ratio": [0.9, 0.8, 0.7, 0.6, 0.5]}}
+    flat = {"curves": {"val_loss_ratio": [0.9, 0.8, 0.8, 0.8, 0.8]}}
+    for seed, kw in enumerate([{**CAP, "run_steps": 700}, {**CAP, "run_steps": 900}, falling]):
+        log_fake_run(client, exp, parent, "adding", 10, "lstm", N, seed, "unsolved", **kw)
+    # stop reason says time cap, but all 3000 steps ran: complete, counted as a failure
+    full = {**CAP, "run_steps": 3000, **flat}
+    for seed in range(3):
+        log_fake_run(client, exp, parent, "adding", 10, "gru", N, seed, "unsolved", **full)
     _, _, table = solve_table(load_sweep(sqlite_uri, "capped"))
-    text = table["cells"][(("adding", 10), ("lstm", "none"))]
-    assert text.startswith("FAIL 0/3") and text.endswith("2 time-capped at ~800 steps"), text
+    lstm = table["cells"][(("adding", 10), ("lstm", N))]
+    assert lstm.startswith("FAIL 0/1 (CI 0–0.79; best 0.5)"), lstm
+    assert "undecided" in lstm and "1 budget-limited" in lstm
+    assert lstm.endswith("2 time-capped at ~800 steps, not counted"), lstm
+    gru = table["cells"][(("adding", 10), ("gru", N))]
+    assert gru.startswith("FAIL 0/3 (CI 0–0.56") and "3 plateaued" in gru, gru
+    assert "time-capped" not in gru and "undecided" not in gru
 
 
 def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
@@ -114,19 +345,19 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
     import mlflow
 
     rows = [
-        ("adding", 10, "lstm", "none", "solved"),
-        ("adding", 10, "simple_rnn", "none", "unsolved"),
-        ("adding", 10, "simple_rnn", "global_clipnorm=1", "unsolved"),
+        ("adding", 10, "lstm", N, "solved"),
+        ("adding", 10, "simple_rnn", N, "unsolved"),
+        ("adding", 10, "simple_rnn", C, "unsolved"),
     ]
-    _sweep(mlflow_server, "served-report", rows)  # the server is shared by the session
+    _sweep(mlflow_server, rows, name="served-report")  # the server is shared by the session
     out = run_cli(
         "report", "--tracking-uri", mlflow_server, "--experiment", "served-report", "--out", "rep",
         cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| simple_rnn | global_clipnorm=1 | FAIL 0/3" in md
-    assert "tanh SimpleRNN failed adding@10 without clipping and still failed" in md
+    assert f"| simple_rnn | {C} | FAIL 0/3" in md
+    assert "tanh SimpleRNN failed adding@10 without clipping (solved by another cell)" in md
     assert f"MLflow UI: {mlflow_server}" in out.stdout
     client = mlflow.MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("served-report")

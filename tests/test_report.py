@@ -60,7 +60,9 @@ def test_report_table_counts_and_figures(tiny_report):
             if (cell, clip) == ("gru", "clipvalue=0.5"):
                 assert recall == "no finished run"  # the crashed config is a visible gap
                 continue
-            assert recall.startswith("FAIL 0/1 (best ")  # 10 steps: unsolved, not diverged
+            assert recall.startswith(
+                "FAIL 0/1 (CI 0–0.79; best "
+            )  # 10 steps: unsolved, not diverged
             assert "diverged" not in recall
     for png in (
         "solve_rate.png",
@@ -93,7 +95,10 @@ def test_report_artifacts_attached_to_parent(tiny_report):
     assert {"report/report.md", "report/solve_rate.png", "report/gradient_decay.png"} <= names
 
 
-def _fake_sweep(uri, clipped_tanh_solves: bool):
+def _fake_sweep(uri, variant: str):
+    """adding@10/50 and delayed_recall@10, 3 seeds; ``variant`` decides the tanh/clipping line:
+    "helped" (clipped tanh solves adding@50), "not helped", or "untestable" (no cell solves
+    adding@50)."""
     import mlflow
 
     client = mlflow.MlflowClient(uri)
@@ -102,63 +107,69 @@ def _fake_sweep(uri, clipped_tanh_solves: bool):
         exp_id, run_name="sweep-fake", tags={"rnnbench.kind": "sweep"}
     ).info.run_id
     client.log_param(parent, "spec", "fake")
-    for seed in (0, 1, 2):
-        for clip in ("none", "global_clipnorm=1"):
-            log_fake_run(
-                client, exp_id, parent, "adding", 10, "simple_rnn", clip, seed, "solved", 500
-            )
-            log_fake_run(client, exp_id, parent, "adding", 10, "lstm", clip, seed, "solved", 900)
-            log_fake_run(client, exp_id, parent, "adding", 50, "lstm", clip, seed, "solved", 1500)
-        tanh_clip = "solved" if clipped_tanh_solves else "unsolved"
-        log_fake_run(
-            client,
-            exp_id,
-            parent,
-            "adding",
-            50,
-            "simple_rnn",
-            "none",
-            seed,
-            "diverged",
-            ratio=float("inf"),
-        )
-        log_fake_run(
-            client,
-            exp_id,
-            parent,
-            "adding",
-            50,
-            "simple_rnn",
-            "global_clipnorm=1",
-            seed,
-            tanh_clip,
-            1800,
-        )
+    C, V = "global_clipnorm=1", "clipvalue=0.1"
+    lstm50 = "unsolved" if variant == "untestable" else "solved"
+    # the largest window is the second of three: the verdict must not read the last one
+    lstm_norms = {"curves": {"grad_norm": [1, 2, 1], "grad_norm_max": [5, 500, 7]}}
+    rows = [
+        *[("adding", 10, cell, clip, "solved", 500, {}) for cell in ("simple_rnn", "lstm")
+          for clip in ("none", C)],
+        ("adding", 50, "lstm", "none", lstm50, 1500, lstm_norms),
+        ("adding", 50, "lstm", C, lstm50, 1500, {}),
+        ("adding", 50, "simple_rnn", "none", "diverged", None, {}),
+        ("adding", 50, "simple_rnn", C, "solved" if variant == "helped" else "unsolved", 1800, {}),
+        # IRNN: solved adding@50 with clipnorm only (per clip setting, not a union)
+        ("adding", 50, "irnn", "none", "diverged", None, {}),
+        ("adding", 50, "irnn", C, "unsolved" if variant == "untestable" else "solved", 900, {}),
+        ("adding", 50, "irnn", V, "diverged", None, {}),
+        # delayed_recall: tanh beats lstm
+        ("delayed_recall", 10, "simple_rnn", "none", "solved", 300, {}),
+        ("delayed_recall", 10, "lstm", "none", "unsolved", None, {}),
+    ]  # fmt: skip
+    for task, T, cell, clip, status, steps, kw in rows:
+        for seed in (0, 1, 2):
+            log_fake_run(client, exp_id, parent, task, T, cell, clip, seed, status, steps, **kw)
+    # one more seed of adding@10 lstm, cut by the time cap: not counted anywhere
+    log_fake_run(
+        client, exp_id, parent, "adding", 10, "lstm", "none", 3, "unsolved",
+        stop_reason="max_seconds reached", run_steps=100, max_steps=3000,
+    )  # fmt: skip
     client.set_terminated(parent, "FINISHED")
     return parent
 
 
-@pytest.mark.parametrize("clipped_tanh_solves", [True, False])
-def test_verdict_follows_the_numbers(sqlite_uri, clipped_tanh_solves):
+@pytest.mark.parametrize("variant", ["helped", "not helped", "untestable"])
+def test_verdict_follows_the_numbers(sqlite_uri, variant):
     from suite.report import load_sweep, verdict
 
-    _fake_sweep(sqlite_uri, clipped_tanh_solves)
-    sentences = verdict(load_sweep(sqlite_uri, "fake"))
-    text = "\n".join(sentences)
+    _fake_sweep(sqlite_uri, variant)
+    text = "\n".join(verdict(load_sweep(sqlite_uri, "fake")))
     assert "Only" not in text  # three seeds: no small-sample caveat
+    assert "1 run(s) were cut by the training-time cap" in text
+    # the capped seed is not counted: 21 unclipped runs, not 22
     assert (
-        "Divergence: 3/12 runs without clipping diverged (simple_rnn), 0/12 with clipping." in text
+        "Divergence: 6/21 runs without clipping diverged (simple_rnn, irnn), "
+        "3/18 with clipping (irnn)." in text
     )
-    if clipped_tanh_solves:
+    n = 0 if variant == "untestable" else 1
+    assert f"IRNN solved 0 task@T without clipping, 0 with clipvalue=0.1, {n} with global_" in text
+    assert "lstm: largest pre-clip gradient norm 500 (max over every window" in text
+    assert "Ranking of cells by share of runs solved: " in text
+    # untestable: lstm no longer solves adding@50, so it ties with simple_rnn on adding
+    best = "simple_rnn = lstm" if variant == "untestable" else "lstm"
+    assert f"The best cell depends on the task: adding: {best}, delayed_recall: simple_rnn." in text
+    if variant == "helped":
         assert "Clipping helped tanh SimpleRNN: with global_clipnorm=1 it solved adding@50" in text
         assert "simple_rnn T = 50 (global_clipnorm=1)" in text
+    elif variant == "not helped":
+        assert "No clipping setting made tanh SimpleRNN solve a length it failed without" in text
+        assert "simple_rnn T = 10 (none)" in text
+        assert "where tanh SimpleRNN failed under every clip setting" in text
+        # lstm 12/15 counted (the capped seed left out), simple_rnn 9/15, irnn 3/9
+        assert "lstm (12/15, 95% CI 0.55-0.93) > simple_rnn (9/15, 95% CI 0.36-0.80) > irnn" in text
     else:
-        assert (
-            "No clipping setting made tanh SimpleRNN solve a length it failed without clipping"
-            in text
-        )
-        assert "simple_rnn T = 10" in text
-        assert "Ranking of cells by share of runs solved: lstm (12/12) > simple_rnn (6/12)." in text
+        assert "Clipping and tanh SimpleRNN: not testable here: no cell solved" in text
+        assert "lstm T = 10 (none)" in text
 
 
 def test_report_without_runs_is_one_line_exit_2(sqlite_uri, tmp_path):
