@@ -4,10 +4,12 @@ On a GPU one small RNN leaves the device nearly idle; ``jax.jit(jax.vmap(step))`
 stacked Keras stateless variables of P models trains them all in one step (measured on an
 H100, LSTM at T = 100: 64 models at 29x the model-steps/s of one). On a CPU it gains nothing.
 
-Each member is exactly the run it would be alone: its own initial weights and data stream
-(from its seed), its own validation set, the same Keras optimizer and clipping (the members
-share one clip setting, so Keras's clipping stays exact), the same evaluation, divergence
-and solved rules (``suite.train.decide``). Members are independent: one that solves or
+Each member is the run it would be alone: its own initial weights and data stream (from its
+seed), its own validation set, the same Keras optimizer and clipping (the members share one
+clip setting, so Keras's clipping stays exact), the same evaluation, divergence and solved
+rules (``suite.train.decide``). The numbers agree to float rounding, not bit for bit: the
+vmapped kernels round differently in the last bits (differently again for each population
+size), and over thousands of steps a chaotic run can amplify that. Members are independent: one that solves or
 diverges is frozen (its updates masked) and gets its steps and seconds at that evaluation;
 the others go on; the population ends when every member has ended or at ``max_steps``.
 Seconds are the population's training time (all members share each step's wall time).

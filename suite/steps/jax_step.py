@@ -6,8 +6,8 @@ in the jitted state as a dict of named scalars. Steps are dispatched asynchronou
 host waits only in ``sync()`` (end of a timed window) and reads the window at evaluations.
 The trained values go back into the Keras variables in ``finish()``.
 
-:func:`member_functions` holds the pure per-model functions; ``suite.population`` vmaps and
-jits them over P models, and :class:`JaxStepper` is a population of one.
+:func:`member_functions` holds the pure per-model functions; :class:`JaxStepper` jits them
+for one model, ``suite.population`` vmaps them over many.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from suite.steps import (
     WINDOW_FIELDS,
     Window,
     clip_fired,
+    evaluate_in_chunks,
     global_norm,
     profile_loss,
     update_window,
@@ -110,34 +111,40 @@ def write_back(model, optimizer, state: dict) -> None:
 
 
 class JaxStepper:
-    """One run on JAX: a population of one (``suite.population.PopulationStepper``).
-
-    A run trained alone and the same config trained as a member of a population run the same
-    compiled, vmapped computation (only the population axis differs in size), so on a CPU
-    ``--population off`` and ``--population N`` give the same numbers, bit for bit. (A plain,
-    un-vmapped jit differs from the vmapped one in the last bits, which grow over thousands of
-    steps: measured, the quick sweep's statuses differed in 2 of 48 runs.)
-    """
+    """The jitted functions of one run and its device-resident state."""
 
     def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
-        from suite.population import PopulationStepper
+        import jax
 
-        self._pop = PopulationStepper([model], task, optimizer, loss_fn, clip)
+        self.model, self.task, self.optimizer = model, task, optimizer
+        fns = member_functions(model, task, optimizer, loss_fn, clip)
+        self._y_dtype = fns.y_dtype
+        self._step = jax.jit(fns.step, donate_argnums=0)
+        self._predict = jax.jit(fns.predict)
+        self._profile = jax.jit(fns.profile)
+        self.state = initial_state(model, optimizer)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
-        self._pop.train_step(x[None], y[None])
+        self.state = self._step(self.state, x, y.astype(self._y_dtype, copy=False))
 
     def sync(self) -> None:
-        self._pop.sync()
+        import jax
+
+        jax.block_until_ready(self.state)
 
     def read_window(self) -> Window:
-        return self._pop.read_windows()[0]
+        w = Window.from_values([np.asarray(self.state["window"][k]) for k in WINDOW_FIELDS])
+        self.state["window"] = zero_window()
+        return w
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        return self._pop.evaluate(x[None], y[None])[0]
+        tv, ntv = self.state["trainable"], self.state["non_trainable"]
+        return evaluate_in_chunks(self.task, lambda xb: self._predict(tv, ntv, xb), x, y)
 
     def profile(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self._pop.profile(x[None], y[None])[0]
+        s = self.state
+        g = self._profile(s["trainable"], s["non_trainable"], x, y.astype(self._y_dtype))
+        return np.asarray(g, dtype=np.float64)
 
     def finish(self) -> None:
-        self._pop.finish()
+        write_back(self.model, self.optimizer, self.state)
