@@ -118,6 +118,7 @@ class SweepData:
     runs: list[RunInfo]
     baselines: dict  # (task, T) -> baseline loss
     tracking_uri: str
+    experiment_id: str = ""  # the MLflow experiment holding the sweep (for UI links)
 
     @property
     def finished(self) -> list[RunInfo]:
@@ -225,7 +226,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                     pass
             runs.append(info)
     name = parent.data.params.get("spec") or parent.info.run_name or pid
-    return SweepData(pid, name, runs, baselines, tracking_uri)
+    return SweepData(pid, name, runs, baselines, tracking_uri, exp.experiment_id)
 
 
 # ----- small statistics ------------------------------------------------------------------

@@ -470,12 +470,14 @@ def report_cmd(
         f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
     )
     ui_uri = f"sqlite:///{store.resolve()}" if (store := sqlite_path(uri)) else uri
+    runs_view = f"#/experiments/{data.experiment_id}?workflowType=machine_learning"
     if uri.startswith(("http://", "https://")):
-        print(f"MLflow UI: {uri}")
+        print(f"MLflow UI: {uri.rstrip('/')}/{runs_view}")
     else:
         print(f"MLflow UI: mlflow ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000")
         print(
-            '           then open http://127.0.0.1:5000 ("Model training" view; children are nested under the sweep run)'
+            f"           then open http://127.0.0.1:5000/{runs_view}\n"
+            "           (the runs table; the children are nested under the sweep run)"
         )
 
 

@@ -45,9 +45,15 @@ def resolve_model(model: str, tracking_uri: str | None = None) -> Path:
     if model.startswith(("models:/", "runs:/")):
         import mlflow
 
-        from tracking.mlflow_runs import resolve_tracking_uri
+        from tracking.mlflow_runs import resolve_tracking_uri, sqlite_path
 
         uri = resolve_tracking_uri(tracking_uri)
+        store = sqlite_path(uri)
+        if store is not None and not store.exists():  # a lookup must not create an empty store
+            raise UserError(
+                f"cannot resolve {model}: no tracking store at {uri}; pass --tracking-uri of the "
+                "store you exported to (or export one with `rnnbench export`)"
+            )
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)  # models:/ URIs resolve through the registry URI
         try:

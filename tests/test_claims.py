@@ -358,9 +358,11 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert f"| simple_rnn | {C} | FAIL 0/3" in md
     assert "tanh SimpleRNN failed adding@10 without clipping (solved by another cell)" in md
-    assert f"MLflow UI: {mlflow_server}" in out.stdout
     client = mlflow.MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("served-report")
+    # the runs table, not MLflow 3's GenAI overview
+    link = f"{mlflow_server}/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+    assert f"MLflow UI: {link}" in out.stdout
     parent = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'sweep'")[0]
     names = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/solve_rate.png"} <= names

@@ -81,3 +81,14 @@ def test_device_gpu_without_a_gpu_exits_2_and_writes_nothing(cmd, tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--device gpu" in lines[0] and "sees no GPU" in lines[0], out.stderr
     assert list(tmp_path.iterdir()) == []  # no store, no reports
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/rnnbench-mlruns", "./mlruns", "mlruns"])
+def test_a_file_store_uri_is_one_line_and_writes_nothing(uri, tmp_path):
+    out = run_cli("train", "--tracking-uri", uri, "-T", "10", "--max-steps", "10", cwd=tmp_path,
+                  env={"MLFLOW_ALLOW_FILE_STORE": ""})  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "maintenance" in lines[0], out.stderr
+    assert "sqlite:///mlflow.db" in lines[0] and "MLFLOW_ALLOW_FILE_STORE=true" in lines[0]
+    assert list(tmp_path.iterdir()) == []

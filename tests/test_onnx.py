@@ -231,3 +231,13 @@ def test_report_gains_an_onnx_table(store, tmp_path):
     assert section is not None and "| copy@8 | lstm | none |" in section
     row = next(ln for ln in section.splitlines() if ln.startswith("| copy@8"))
     assert "LSTM" in row and row.rstrip().endswith("x |")
+
+
+def test_infer_of_a_registry_uri_without_a_store_writes_nothing(tmp_path):
+    out = run_cli("infer", "models:/missing@champion", "--tracking-uri", "sqlite:///none.db",
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert "no tracking store" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    out = run_cli("infer", "models:/missing@champion", cwd=tmp_path)  # the default store
+    assert out.returncode == 2, out.stderr
+    assert list(tmp_path.iterdir()) == []

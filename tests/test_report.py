@@ -181,3 +181,12 @@ def test_report_without_runs_is_one_line_exit_2(sqlite_uri, tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "no sweep" in lines[0]
     assert not (tmp_path / "reports").exists()
+
+
+def test_report_prints_the_runs_table_link(tiny_report):
+    import mlflow
+
+    root, uri, out = tiny_report
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name("rnnbench")
+    link = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+    assert link in out.stdout, out.stdout

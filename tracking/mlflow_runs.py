@@ -78,7 +78,14 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
                     f"the folder of the sqlite store {uri} does not exist ({parent}); create it "
                     "or use another --tracking-uri"
                 )
-    elif parsed.scheme not in ("", "file", "databricks", "postgresql", "mysql", "mssql"):
+    elif parsed.scheme in ("", "file"):
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise TrackingError(
+                f"the tracking URI {uri!r} is a file store, which MLflow 3 keeps in maintenance "
+                "mode (it refuses it); use --tracking-uri sqlite:///mlflow.db (the default), or "
+                "set MLFLOW_ALLOW_FILE_STORE=true to use the folder anyway"
+            )
+    elif parsed.scheme not in ("databricks", "postgresql", "mysql", "mssql"):
         raise TrackingError(
             f"unsupported tracking URI {uri!r}; use sqlite:///PATH.db, http://HOST:PORT or a folder"
         )
