@@ -219,7 +219,19 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+CPUS_ENV = "RNNBENCH_CPUS"  # e.g. "0,1": the cores a JAX worker may use (set by sweeps and perf)
+
+
+def _pin_cpus() -> None:
+    """Restrict this process to ``$RNNBENCH_CPUS`` (before JAX starts: XLA sizes its CPU
+    thread pool from the cores it may use, and has no thread-count setting of its own)."""
+    text = os.environ.get(CPUS_ENV, "").strip()
+    if text and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in text.split(",")})
+
+
 def _configure_jax(device: str, threads: int | None) -> dict:
+    _pin_cpus()
     jax = import_jax(device)
     gpus = _jax_gpus(jax)
     if device == "gpu" and not gpus:

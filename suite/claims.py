@@ -1,4 +1,4 @@
-"""The six claims the suite exists to test (``shared/notes/claims-to-test.md``).
+"""The six claims the suite exists to test (the README's "Report" section).
 
 The rules live in :mod:`suite.analysis`, with every other finding of the report (one copy of
 each rule); this module is the claims API kept for callers:

@@ -117,7 +117,7 @@ def candidate_for_run(tracking_uri: str, run_id: str) -> Candidate:
     return _candidate(run)
 
 
-def check_parity(model, session, task, cell: str, seed: int = 0) -> dict:
+def check_parity(model, session, task, seed: int = 0) -> dict:
     """Max |ORT - Keras| at batch 1 and 64 and two lengths, plus metric agreement."""
     from tasks import get_task
 
@@ -213,7 +213,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     tmp.write_bytes(proto.SerializeToString())
     tmp.replace(path)  # never leave a half-written model behind
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parity = check_parity(model, session, task, cand.cell)
+    parity = check_parity(model, session, task)
     latency = measure_latency(model, session, task)
     ops = sorted({n.op_type for n in proto.graph.node})
 

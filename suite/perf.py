@@ -302,15 +302,20 @@ def _rate_processes(cell: str, threads: int, count: int, steps: int, repeats: in
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    def pin(i: int):  # JAX has no thread setting: give each process its own cores, as a sweep does
-        if _active() != "jax" or count < 2:
-            return None
-        return lambda: os.sched_setaffinity(
-            0, {(i * threads + k) % (os.cpu_count() or 1) for k in range(threads)}
-        )
+    from suite.backend import CPUS_ENV
 
-    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                              preexec_fn=pin(i)) for i in range(count)]  # fmt: skip
+    def env_of(i: int) -> dict:  # JAX: each process on its own cores, as a sweep's workers
+        if _active() != "jax" or count < 2:
+            return env
+        cores = os.cpu_count() or 1
+        return {**env, CPUS_ENV: ",".join(str((i * threads + k) % cores) for k in range(threads))}
+
+    procs = [
+        subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env_of(i)
+        )
+        for i in range(count)
+    ]
     for p in procs:
         if p.stdout.readline().strip() != "ready":
             raise RuntimeError(f"perf rate process failed: {' '.join(cmd)}")

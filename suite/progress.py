@@ -24,7 +24,6 @@ class TrainProgress:
             transient=False,
         )
         self.task_id = self.progress.add_task(label, total=total_steps, stats="")
-        self._last = 0
 
     def __enter__(self) -> TrainProgress:
         self.progress.start()

@@ -31,7 +31,7 @@ from suite.train import TrainConfig
 from suite.worker import MARK
 from tracking.mlflow_runs import BACKEND_TAG
 
-KIND_TAG, SPEC_HASH_TAG, SWEEP_TAG = "rnnbench.kind", "rnnbench.spec_hash", "rnnbench.sweep"
+KIND_TAG, SPEC_HASH_TAG = "rnnbench.kind", "rnnbench.spec_hash"
 
 
 def default_workers() -> int:
@@ -148,7 +148,7 @@ class LocalPool:
         self._logs.cleanup()
 
     def _spawn(self, slot: int) -> subprocess.Popen:
-        from suite.worker import set_parent_death_signal
+        from suite.backend import CPUS_ENV
 
         log = open(self.log_dir / f"worker{slot}.log", "ab")
         cmd = [
@@ -164,12 +164,10 @@ class LocalPool:
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         cpus = self._cpus(slot)
-
-        def start_child() -> None:
-            set_parent_death_signal()
-            if cpus:  # JAX: XLA sizes its CPU thread pool from the cores it may use
-                os.sched_setaffinity(0, cpus)
-
+        if cpus:  # JAX on a CPU: the worker pins itself to its cores (suite.backend)
+            env[CPUS_ENV] = ",".join(map(str, sorted(cpus)))
+        # No preexec_fn (unsafe while the pool's threads run): the worker sets its own
+        # parent-death signal and CPU affinity when it starts.
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -178,7 +176,6 @@ class LocalPool:
             text=True,
             bufsize=1,
             env=env,
-            preexec_fn=start_child,
         )
         with self.lock:
             self.procs.append(proc)

@@ -59,7 +59,6 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
             job["tracking_uri"],
             job["experiment"],
             parent_run_id=job.get("parent_run_id"),
-            extra_tags={"rnnbench.sweep": job.get("parent_run_id") or ""},
             callbacks=[_CrashDrill(config.run_name)],
         )
     except Exception as e:  # recorded as FAILED by run_and_log; the sweep goes on
@@ -93,7 +92,6 @@ def _run_population(job: dict) -> dict:
             job["tracking_uri"],
             job["experiment"],
             parent_run_id=job.get("parent_run_id"),
-            extra_tags={"rnnbench.sweep": job.get("parent_run_id") or ""},
         )
     except Exception as e:  # every member recorded as FAILED; the sweep goes on
         return {"ok": False, "hash": job["hash"], "error": f"{type(e).__name__}: {e}"}
@@ -122,13 +120,10 @@ class _CrashDrill:
     segfault (a real SIGSEGV) right after that run started. Off unless the variable is set."""
 
     def __init__(self, run_name: str) -> None:
-        import os
-
         self.armed = os.environ.get("RNNBENCH_CRASH_DRILL") == run_name
 
     def on_start(self, config, task, model) -> None:
         if self.armed:
-            import os
             import signal
 
             os.kill(os.getpid(), signal.SIGSEGV)

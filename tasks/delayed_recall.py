@@ -42,7 +42,7 @@ class DelayedRecallTask(Task):
     solved_metric: ClassVar[str] = "accuracy"
     solved_threshold: ClassVar[float] = 0.99
 
-    num_symbols: int = 8  # K, as in the issue; ln 8 = 2.0794 baseline
+    num_symbols: int = 8  # K symbols to recall; ln 8 = 2.0794 baseline
     distractors: bool = True  # noise from the signal alphabet (the harder variant)
 
     def __post_init__(self) -> None:

@@ -115,9 +115,8 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
         "--workers",
         "1",
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    err = open(tmp_path / "sweep.err", "wb")  # read by the failure message below
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err)
     finished_before: set[str] = set()
     deadline = time.time() + 240
     try:

@@ -152,12 +152,3 @@ def test_bad_input_messages():
         task.generate(5, np.random.RandomState(0))
     with pytest.raises(ValueError, match="num_symbols"):
         get_task("delayed_recall", seq_len=5, num_symbols=1)
-
-
-def test_generation_is_vectorised_enough():
-    import time
-
-    t0 = time.perf_counter()
-    _gen("copy", 500, n=2000)
-    _gen("adding", 500, n=2000)
-    assert time.perf_counter() - t0 < 3.0

@@ -139,6 +139,41 @@ def test_clipping_is_real_and_bounds_the_update(clip):
         assert delta == pytest.approx(1e-3, rel=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["clipnorm", "clipvalue"])
+def test_per_variable_clipping_at_a_tau_between_the_variables(kind):
+    """SGD, lr 1, one step, tau between the smallest and the largest per-variable statistic
+    (L2 norm for clipnorm, max |g| for clipvalue): each variable moves by its own clipped
+    gradient, so the variables below tau move by their raw gradient. Global clipping at the
+    same tau would have scaled those too: this tells per-variable from global clipping."""
+    import tensorflow as tf
+
+    from suite.models import build_model
+    from suite.train import _batches, make_loss
+
+    task = get_task("adding", seq_len=10)
+    model = build_model("simple_rnn", task, hidden=8, seed=0)
+    x, y = next(_batches(task, 16, np.random.default_rng(0)))  # the batch train() draws first
+    with tf.GradientTape() as tape:
+        loss = make_loss(task)(y, tf.reshape(model(x, training=True), [-1]))
+    grads = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+    stat = [np.linalg.norm(g) if kind == "clipnorm" else np.abs(g).max() for g in grads]
+    tau = float(np.sqrt(min(stat) * max(stat)))
+    assert min(stat) < tau < max(stat)
+    before = _weights(model)
+    cfg = TrainConfig(
+        task="adding", cell="simple_rnn", clip=f"{kind}={tau!r}", optimizer="sgd", lr=1.0,
+        seq_len=10, hidden=8, batch_size=16, max_steps=1, eval_every=1, val_size=32,
+    )  # fmt: skip
+    result = train(cfg, model=model)
+    for g, b, a in zip(grads, before, _weights(model), strict=True):
+        if kind == "clipnorm":
+            expected = g * min(1.0, tau / np.linalg.norm(g))
+        else:
+            expected = np.clip(g, -tau, tau)
+        np.testing.assert_allclose(b - a, expected, rtol=2e-3, atol=1e-6)
+    assert result.history[0].metrics["clip_fraction"] == 1.0
+
+
 def test_clipnorm_and_clipvalue_fire():
     for clip in ("clipnorm=1e-4", "clipvalue=1e-6"):
         cfg = TrainConfig(task="delayed_recall", cell="lstm", clip=clip, **TINY)
