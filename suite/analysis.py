@@ -152,8 +152,15 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     """Read a sweep's child runs (latest FINISHED per config; gaps kept) from MLflow."""
     import mlflow
 
-    from suite.sweep import KIND_TAG, _all_runs
     from tasks import get_task
+    from tracking.mlflow_runs import (
+        KIND_TAG,
+        PARENT_TAG,
+        STATUS_TAG,
+        STOP_REASON_TAG,
+        all_runs,
+        latest_per_config,
+    )
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -169,26 +176,22 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                 f"no sweep run {sweep!r} at {tracking_uri}; see the parent runs in the MLflow UI."
             ) from None
     else:
-        parents = _all_runs(client, exp.experiment_id, f"tags.`{KIND_TAG}` = 'sweep'")
+        parents = all_runs(client, exp.experiment_id, f"tags.`{KIND_TAG}` = 'sweep'")
         if not parents:
             raise UserError(
                 f"no sweep in experiment {experiment!r} at {tracking_uri}; run `rnnbench sweep quick` first."
             )
         parent = max(parents, key=lambda r: r.info.start_time)
     pid = parent.info.run_id
-    children = _all_runs(client, exp.experiment_id, f"tags.`mlflow.parentRunId` = '{pid}'")
+    children = all_runs(client, exp.experiment_id, f"tags.`{PARENT_TAG}` = '{pid}'")
     if not children:
         raise UserError(f"sweep {pid} has no runs yet; run (or resume) the sweep first.")
-    latest: dict[str, object] = {}
-    for run in sorted(children, key=lambda r: r.info.start_time):
-        h = run.data.tags.get("rnnbench.config_hash", run.info.run_id)
-        if run.info.status == "FINISHED" or h not in latest or latest[h].info.status != "FINISHED":
-            latest[h] = run
+    latest = latest_per_config(children, finished_only=False)
     runs, baselines = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in latest.values():
             p = _params_of(run)
-            status = run.data.tags.get("rnnbench.status", "running")
+            status = run.data.tags.get(STATUS_TAG, "running")
             if run.info.status == "FAILED":
                 status = "failed"
             elif run.info.status == "KILLED":
@@ -202,7 +205,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                 seed=int(p.get("seed", 0)),
                 status=status,
                 metrics=dict(run.data.metrics),
-                stop_reason=run.data.tags.get("rnnbench.stop_reason", ""),
+                stop_reason=run.data.tags.get(STOP_REASON_TAG, ""),
                 input_length=_int(p.get("input_length")),
                 max_steps=_int(p.get("max_steps")),
             )

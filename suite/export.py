@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.errors import UserError
+from tracking.mlflow_runs import STATUS_TAG
 
 PARITY_TOL = 1e-4  # max |ORT - Keras|, scaled by max(1, max |Keras output|)
 
@@ -46,14 +47,14 @@ class Candidate:
 def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
     import mlflow
 
-    from suite.sweep import _all_runs
+    from tracking.mlflow_runs import TRAINING_RUNS, all_runs
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise UserError(f"no experiment {experiment!r} at {tracking_uri}; train or sweep first.")
     out = []
-    for r in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
+    for r in all_runs(client, exp.experiment_id, TRAINING_RUNS):
         if r.info.status != "FINISHED":
             continue
         out.append(_candidate(r))
@@ -69,7 +70,7 @@ def _candidate(r) -> Candidate:
         seq_len=int(p["seq_len"]),
         cell=p["cell"],
         clip=p.get("clip", "none"),
-        status=r.data.tags.get("rnnbench.status", "unsolved"),
+        status=r.data.tags.get(STATUS_TAG, "unsolved"),
         seconds_to_solve=m.get("seconds_to_solve", math.inf),
         val_loss_ratio=m.get("val_loss_ratio", math.inf),
         task_options=opts,
@@ -182,7 +183,15 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     from suite.backend import configure
     from suite.onnx_build import OPSET, build_onnx
     from tasks import get_task
-    from tracking.mlflow_runs import BACKEND_TAG
+    from tracking.mlflow_runs import (
+        BACKEND_TAG,
+        CELL_TAG,
+        CLIP_TAG,
+        KIND_TAG,
+        SOURCE_RUN_TAG,
+        TASK_TAG,
+        WINNER_STATUS_TAG,
+    )
 
     configure(backend=cand.backend)
     task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
@@ -225,12 +234,12 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         experiment_id=exp.experiment_id,
         run_name=f"export-{cand.task}-T{cand.seq_len}-{cand.cell}",
         tags={
-            "rnnbench.kind": "export",
-            "rnnbench.source_run": cand.run_id,
-            "rnnbench.winner_status": cand.status,
-            "rnnbench.task": cand.task,
-            "rnnbench.cell": cand.cell,
-            "rnnbench.clip": cand.clip,
+            KIND_TAG: "export",
+            SOURCE_RUN_TAG: cand.run_id,
+            WINNER_STATUS_TAG: cand.status,
+            TASK_TAG: cand.task,
+            CELL_TAG: cand.cell,
+            CLIP_TAG: cand.clip,
             BACKEND_TAG: cand.backend,
         },
     ) as run:

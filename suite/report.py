@@ -434,11 +434,11 @@ def onnx_section(data: SweepData) -> str | None:
     """The ONNX exports table (latest export per task@T), when exports exist."""
     import mlflow
 
-    from suite.sweep import _all_runs
+    from tracking.mlflow_runs import KIND_TAG, WINNER_STATUS_TAG, all_runs
 
     client = mlflow.MlflowClient(data.tracking_uri)
     parent = client.get_run(data.parent_run_id)
-    exports = _all_runs(client, parent.info.experiment_id, "tags.`rnnbench.kind` = 'export'")
+    exports = all_runs(client, parent.info.experiment_id, f"tags.`{KIND_TAG}` = 'export'")
     if not exports:
         return None
     latest: dict[tuple, object] = {}
@@ -455,7 +455,7 @@ def onnx_section(data: SweepData) -> str | None:
     ]
     for (task, T), r in sorted(latest.items()):
         m, p = r.data.metrics, r.data.params
-        status = r.data.tags.get("rnnbench.winner_status", "?")
+        status = r.data.tags.get(WINNER_STATUS_TAG, "?")
         lines.append(
             f"| {task}@{T} | {p.get('cell')} | {p.get('clip')} | {status if status == 'solved' else status.upper()} | "
             f"{p.get('ops', '?')} | {m.get('parity_max_abs_diff', math.nan):.1e} | "

@@ -29,9 +29,19 @@ from suite.errors import UserError
 from suite.spec import SweepSpec
 from suite.train import TrainConfig
 from suite.worker import MARK
-from tracking.mlflow_runs import BACKEND_TAG
-
-KIND_TAG, SPEC_HASH_TAG = "rnnbench.kind", "rnnbench.spec_hash"
+from tracking.mlflow_runs import (
+    BACKEND_TAG,
+    ERROR_TAG,
+    HASH_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    SPEC_HASH_TAG,
+    SPEC_NAME_TAG,
+    STATUS_TAG,
+    TRAINING_RUNS,
+    all_runs,
+    latest_per_config,
+)
 
 
 def default_workers() -> int:
@@ -60,18 +70,6 @@ class SweepOutcome:
     interrupted: bool = False
 
 
-def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string, max_results=1000, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def plan_sweep(
     spec: SweepSpec, tracking_uri: str, experiment: str, resume: bool = True
 ) -> SweepPlan:
@@ -86,15 +84,11 @@ def plan_sweep(
     parent = None
     if resume and exp is not None:
         hashes = {c.config_hash() for c in grid}
-        for run in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
-            h = run.data.tags.get("rnnbench.config_hash")
-            if h not in hashes:
-                continue
-            if run.info.status == "FINISHED":
-                done.setdefault(h, run.info.run_id)
-            elif run.info.status == "RUNNING":
-                stale.append(run.info.run_id)
-        parents = _all_runs(
+        runs = [r for r in all_runs(client, exp.experiment_id, TRAINING_RUNS)
+                if r.data.tags.get(HASH_TAG) in hashes]  # fmt: skip
+        done = {h: r.info.run_id for h, r in latest_per_config(runs).items()}
+        stale = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+        parents = all_runs(
             client, exp.experiment_id, f"tags.`{SPEC_HASH_TAG}` = '{spec.spec_hash()}'"
         )
         if parents:
@@ -399,7 +393,7 @@ def _run_sweep(
 
     client = mlflow.MlflowClient(tracking_uri)
     for run_id in plan.stale:  # left RUNNING by a crash or kill: mark KILLED, re-run
-        client.set_tag(run_id, "rnnbench.status", "killed")
+        client.set_tag(run_id, STATUS_TAG, "killed")
         client.set_terminated(run_id, "KILLED")
     mlflow.set_tracking_uri(tracking_uri)
     exp = mlflow.set_experiment(experiment)
@@ -414,7 +408,7 @@ def _run_sweep(
             tags={
                 KIND_TAG: "sweep",
                 SPEC_HASH_TAG: spec.spec_hash(),
-                "rnnbench.spec_name": spec.name,
+                SPEC_NAME_TAG: spec.name,
             },
         )
         parent_id = parent.info.run_id
@@ -480,12 +474,10 @@ def _run_sweep(
                 pool.run(jobs, on_start, on_done)
     except KeyboardInterrupt:
         outcome.interrupted = True
-        exp_runs = _all_runs(
-            client, exp.experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'"
-        )
+        exp_runs = all_runs(client, exp.experiment_id, f"tags.`{PARENT_TAG}` = '{parent_id}'")
         for run in exp_runs:
             if run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "rnnbench.status", "killed")
+                client.set_tag(run.info.run_id, STATUS_TAG, "killed")
                 client.set_terminated(run.info.run_id, "KILLED")
         client.set_terminated(parent_id, "KILLED")
         return outcome
@@ -497,11 +489,11 @@ def _run_sweep(
 
 def _mark_crashed(client, experiment_id: str, parent_id: str, config_hash: str, error: str) -> None:
     """The worker died: its run (if it got that far) is RUNNING; record it as FAILED."""
-    flt = f"tags.`rnnbench.config_hash` = '{config_hash}' and tags.`mlflow.parentRunId` = '{parent_id}'"
-    for run in _all_runs(client, experiment_id, flt):
+    flt = f"tags.`{HASH_TAG}` = '{config_hash}' and tags.`{PARENT_TAG}` = '{parent_id}'"
+    for run in all_runs(client, experiment_id, flt):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "rnnbench.status", "failed")
-            client.set_tag(run.info.run_id, "rnnbench.error", error[:5000])
+            client.set_tag(run.info.run_id, STATUS_TAG, "failed")
+            client.set_tag(run.info.run_id, ERROR_TAG, error[:5000])
             client.set_terminated(run.info.run_id, "FAILED")
 
 
@@ -515,13 +507,7 @@ def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[di
     exp = client.get_experiment_by_name(experiment)
     by_hash: dict[str, object] = {}
     if exp is not None:
-        for run in _all_runs(client, exp.experiment_id, "tags.`rnnbench.config_hash` != ''"):
-            h = run.data.tags["rnnbench.config_hash"]
-            best = by_hash.get(h)
-            if run.info.status == "FINISHED" and (
-                best is None or run.info.start_time > best.info.start_time
-            ):
-                by_hash[h] = run
+        by_hash = latest_per_config(all_runs(client, exp.experiment_id, TRAINING_RUNS))
     groups: dict[tuple, list] = {}
     for c in plan.grid:
         groups.setdefault((c.task, c.seq_len, c.cell, str(c.clip_spec)), []).append(
@@ -530,8 +516,8 @@ def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[di
     rows = []
     for (task, T, cell, clip), runs in groups.items():
         got = [r for r in runs if r is not None]
-        statuses = [r.data.tags.get("rnnbench.status", "?") for r in got]
-        solved = [r for r in got if r.data.tags.get("rnnbench.status") == "solved"]
+        statuses = [r.data.tags.get(STATUS_TAG, "?") for r in got]
+        solved = [r for r in got if r.data.tags.get(STATUS_TAG) == "solved"]
         rows.append(
             {
                 "task": task,

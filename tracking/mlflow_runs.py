@@ -31,10 +31,51 @@ from urllib.parse import urlparse
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in the working dir
 DEFAULT_EXPERIMENT = "rnnbench"
-STATUS_TAG = "rnnbench.status"
-HASH_TAG = "rnnbench.config_hash"
+# The tag names (one owner: everyone else imports them from here).
+STATUS_TAG = "rnnbench.status"  # solved | unsolved | diverged | running | failed | killed
+HASH_TAG = "rnnbench.config_hash"  # the resume key
+STOP_REASON_TAG = "rnnbench.stop_reason"
+ERROR_TAG = "rnnbench.error"  # on FAILED runs
 BACKEND_TAG = "rnnbench.backend"
 POPULATION_TAG = "rnnbench.population"  # size of the population a run trained in (absent: alone)
+TASK_TAG, CELL_TAG, CLIP_TAG = "rnnbench.task", "rnnbench.cell", "rnnbench.clip"
+KIND_TAG = "rnnbench.kind"  # sweep | export (training runs have none)
+SPEC_HASH_TAG, SPEC_NAME_TAG = "rnnbench.spec_hash", "rnnbench.spec_name"  # on sweep parents
+SOURCE_RUN_TAG, WINNER_STATUS_TAG = "rnnbench.source_run", "rnnbench.winner_status"  # exports
+PARENT_TAG = "mlflow.parentRunId"
+TRAINING_RUNS = f"tags.`{HASH_TAG}` != ''"  # search filter: every training run
+
+
+def all_runs(client, experiment_id: str, filter_string: str = "") -> list:
+    """Every run of an experiment matching ``filter_string`` (all result pages)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def latest_per_config(runs, finished_only: bool = True) -> dict:
+    """``{config hash: run}``: per config the latest FINISHED run (by start time).
+
+    With ``finished_only=False`` a config that has no FINISHED run keeps its latest run of
+    any status (a report shows such gaps as failed/killed/running).
+    """
+    latest: dict = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        h = run.data.tags.get(HASH_TAG, run.info.run_id)
+        finished = run.info.status == "FINISHED"
+        if finished or (
+            not finished_only and (h not in latest or latest[h].info.status != "FINISHED")
+        ):
+            latest[h] = run
+    return latest
+
+
 REACH_TIMEOUT_S = 5.0  # an unreachable server is reported well within 10 s
 
 
@@ -171,9 +212,9 @@ def run_tags(config, device: dict, extra_tags: dict | None = None) -> dict:
         "rnnbench.git_commit": git_commit(),
         "rnnbench.device": device["device_name"],
         BACKEND_TAG: config.backend,
-        "rnnbench.task": config.task,
-        "rnnbench.cell": config.cell,
-        "rnnbench.clip": str(config.clip_spec),
+        TASK_TAG: config.task,
+        CELL_TAG: config.cell,
+        CLIP_TAG: str(config.clip_spec),
         **(extra_tags or {}),
     }
 
@@ -195,7 +236,7 @@ def _close_run(config, result, logger: MlflowLogger, log_model: bool) -> None:
         final["steps_to_solve"] = float(result.steps_to_solve)
         final["seconds_to_solve"] = float(result.seconds_to_solve)
     mlflow.log_metrics(final, step=result.steps)
-    mlflow.set_tags({STATUS_TAG: result.status, "rnnbench.stop_reason": result.stop_reason})
+    mlflow.set_tags({STATUS_TAG: result.status, STOP_REASON_TAG: result.stop_reason})
     mlflow.log_dict(logger.profiles, "grad_profile.json")
     if log_model:
         _log_keras_model(result.model, config)
@@ -255,7 +296,7 @@ def run_and_log(
         mlflow.end_run("KILLED")
         raise
     except BaseException as e:
-        mlflow.set_tags({STATUS_TAG: "failed", "rnnbench.error": f"{type(e).__name__}: {e}"[:5000]})
+        mlflow.set_tags({STATUS_TAG: "failed", ERROR_TAG: f"{type(e).__name__}: {e}"[:5000]})
         mlflow.end_run("FAILED")
         raise
 
@@ -291,7 +332,7 @@ def run_population_and_log(
     exp = mlflow.set_experiment(experiment)
     tags = {**(extra_tags or {}), POPULATION_TAG: str(len(configs))}
     if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
+        tags[PARENT_TAG] = parent_run_id
     # resolve_tags adds the context tags (user, source, git) that mlflow.start_run adds
     from mlflow.tracking.context.registry import resolve_tags
 
@@ -308,7 +349,7 @@ def run_population_and_log(
             if client.get_run(rid).info.status == "RUNNING":
                 client.set_tag(rid, STATUS_TAG, tag)
                 if error:
-                    client.set_tag(rid, "rnnbench.error", error[:5000])
+                    client.set_tag(rid, ERROR_TAG, error[:5000])
                 client.set_terminated(rid, status)
 
     try:
