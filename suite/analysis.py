@@ -41,6 +41,7 @@ FISHER_P = 0.05  # one-sided Fisher exact test level
 HELP_MARGIN = 0.10  # "helped": a share moves by at least 10 points (and Fisher p < FISHER_P)
 RESCUE_SHARE = 0.75  # claim 1: a clip setting prevents divergence when it rescues >= 75 %
 RESCUE_NONE = 0.25  # ... and does not when it rescues <= 25 %
+RESCUE_MIN_PAIRS = 3  # ... judged only on at least 3 pairs (fewer decide nothing)
 SPIKE_RATIO = 10.0  # a run "spikes": max window max >= 10x its median window mean
 SLOPE_SAME = 0.25  # two decay slopes are "the same" when they differ by <= 25 % ...
 SLOPE_ABS = 0.5  # ... or by <= 0.5 log10 per 100 steps (near-zero slopes)
@@ -527,10 +528,11 @@ def _claim(n: int, finding: str, evidence: str, runs) -> Claim:
 def claim1(data: SweepData) -> Claim:
     """Claim 1 (clipping prevents divergence). Pairs: each run that diverged without clipping
     with the run of the same task, T, cell and seed under each clip setting (incomplete
-    partners left out). A clip setting rescues a pair when its run did not diverge. SUPPORTED
-    when every clip setting rescues >= {RESCUE_SHARE:.0%} of its pairs, REFUTED when every one
-    rescues <= {RESCUE_NONE:.0%}, otherwise MIXED; NOT TESTABLE when no run diverged without
-    clipping or no clipped run pairs with one."""
+    partners left out). A clip setting rescues a pair when its run did not diverge; a setting
+    with fewer than {RESCUE_MIN_PAIRS} pairs decides nothing. SUPPORTED when every deciding clip
+    setting rescues >= {RESCUE_SHARE:.0%} of its pairs, REFUTED when every one rescues
+    <= {RESCUE_NONE:.0%}, otherwise MIXED; NOT TESTABLE when no run diverged without clipping or
+    no clip setting has {RESCUE_MIN_PAIRS} pairs."""
     fin = data.finished
     none = [r for r in fin if r.clip == "none"]
     clipped = [r for r in fin if r.clip != "none"]
@@ -556,15 +558,25 @@ def claim1(data: SweepData) -> Claim:
         if not pair:
             continue
         rescued = sum(r.status != "diverged" for r in pair)
-        shares[clip] = rescued / len(pair)
-        parts.append(f"{clip} rescued {_pct(rescued, len(pair))}")
+        if len(pair) >= RESCUE_MIN_PAIRS:
+            shares[clip] = rescued / len(pair)
+            parts.append(f"{clip} rescued {_pct(rescued, len(pair))}")
+        else:
+            parts.append(
+                f"{clip} rescued {_pct(rescued, len(pair))} (too few pairs to decide, "
+                f"< {RESCUE_MIN_PAIRS})"
+            )
     cells = sorted({c for _, _, c, _ in div_none}, key=cell_key)
     evidence = (
         f"{len(div_none)}/{len(counted(none))} runs diverged without clipping ({', '.join(cells)})"
     )
+    if parts:
+        evidence += "; of the same task, T, cell and seed, " + ", ".join(parts) + "."
     if not shares:
-        return _claim(1, UNTESTABLE, evidence + "; no clipped run pairs with them.", used)
-    evidence += "; of the same task, T, cell and seed, " + ", ".join(parts) + "."
+        why = f" No clip setting has {RESCUE_MIN_PAIRS} pairs to decide on."
+        return _claim(
+            1, UNTESTABLE, evidence + (why if parts else "; no clipped run pairs with them."), used
+        )
     if all(s >= RESCUE_SHARE for s in shares.values()):
         finding = SUPPORTED
     elif all(s <= RESCUE_NONE for s in shares.values()):

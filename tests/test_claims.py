@@ -110,6 +110,18 @@ def test_claim1(sqlite_uri, with_c, with_v, expected):
         assert c.excluded == 6 and "6 time-capped run(s) excluded" in c.evidence
 
 
+def test_claim1_needs_enough_pairs(sqlite_uri):
+    # one seed diverged without clipping, and clipping "rescued" it: 1/1 decides nothing
+    data = _sweep(
+        sqlite_uri,
+        [("adding", 10, "irnn", N, ["diverged", "unsolved", "unsolved"]),
+         ("adding", 10, "irnn", C, "unsolved")],
+    )  # fmt: skip
+    c = _claims(data)[1]
+    assert c.finding == "NOT TESTABLE", c.evidence
+    assert f"{C} rescued 1/1 (100%) (too few pairs to decide" in c.evidence
+
+
 def test_claim1_needs_a_divergence(sqlite_uri):
     data = _sweep(
         sqlite_uri, [("adding", 10, "irnn", N, "unsolved"), ("adding", 10, "irnn", C, "diverged")]
