@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from suite.train import TrainCallbacks
 
-class TrainProgress:
+
+class TrainProgress(TrainCallbacks):
     """Progress bar with step, train loss, val metric and pre-clip gradient norm.
 
     Use as a context manager around ``train``/``run_and_log`` with ``callbacks=[progress]``.

@@ -27,7 +27,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -167,12 +167,24 @@ class TrainResult:
         return f"{head}; val loss / baseline = {self.val_loss_ratio:.3g}{extra}"
 
 
-class TrainCallbacks(Protocol):
-    """Hooks the loop calls (tracking and progress display implement them)."""
+class TrainCallbacks:
+    """Hooks the training loop calls; every method is a no-op here (as in
+    ``keras.callbacks.Callback``): subclass and override what you need.
 
-    def on_start(self, config: TrainConfig, task, model) -> None: ...
-    def on_steps(self, step: int) -> None: ...
-    def on_eval(self, record: EvalRecord) -> None: ...
+    Example:
+        >>> class PrintEvals(TrainCallbacks):
+        ...     def on_eval(self, record):
+        ...         print(record.step, record.metrics["val_loss"])
+    """
+
+    def on_start(self, config: TrainConfig, task, model) -> None:
+        """The run starts: its config, task and (built, untrained) model."""
+
+    def on_steps(self, step: int) -> None:
+        """``step`` train steps are done (called once per evaluation window)."""
+
+    def on_eval(self, record: EvalRecord) -> None:
+        """An evaluation: its metrics and the ‖∂L/∂x_t‖ profile."""
 
 
 def grad_decay_slope(profile: np.ndarray) -> float:

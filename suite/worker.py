@@ -15,6 +15,8 @@ import json
 import os
 import sys
 
+from suite.train import TrainCallbacks
+
 MARK = "@@rnnbench@@ "
 
 
@@ -115,7 +117,7 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-class _CrashDrill:
+class _CrashDrill(TrainCallbacks):
     """Fire drill for the crash handling: ``RNNBENCH_CRASH_DRILL=<run name>`` makes the worker
     segfault (a real SIGSEGV) right after that run started. Off unless the variable is set."""
 
@@ -127,12 +129,6 @@ class _CrashDrill:
             import signal
 
             os.kill(os.getpid(), signal.SIGSEGV)
-
-    def on_steps(self, step: int) -> None:
-        pass
-
-    def on_eval(self, record) -> None:
-        pass
 
 
 def warm_up(threads: int | None, device: str, backend: str | None = None) -> None:
