@@ -18,6 +18,8 @@ import os
 import sys
 import tempfile
 
+from suite.errors import ConfigError, DeviceError
+
 DEVICES = ("auto", "cpu", "gpu")
 BACKENDS = ("tensorflow", "jax")
 _configured: dict | None = None
@@ -41,14 +43,14 @@ def default_backend() -> str:
 
 
 def check_backend(backend: str) -> str:
-    """Raise ``ValueError`` naming ``backend`` unless it is supported (and installed, for JAX)."""
+    """Raise ``ConfigError`` naming ``backend`` unless it is supported (and installed, for JAX)."""
     if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}.")
+        raise ConfigError(f"Unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}.")
     if backend == "jax":
         import importlib.util
 
         if importlib.util.find_spec("jax") is None:
-            raise ValueError(
+            raise ConfigError(
                 "--backend jax needs JAX: pip install 'rnnbench[jax]' (CPU) or "
                 "'rnnbench[jax-cuda]' (NVIDIA GPU)."
             )
@@ -68,13 +70,13 @@ def select_backend(backend: str | None = None) -> str:
     """Fix the Keras backend of this process (before ``keras`` is imported) and return it.
 
     Raises:
-        ValueError: unknown backend, or JAX asked for but not installed.
-        RuntimeError: Keras already runs on another backend in this process.
+        ConfigError: unknown backend, or JAX asked for but not installed.
+        DeviceError: Keras already runs on another backend in this process.
     """
     backend = check_backend(backend or default_backend())
     active = active_backend()
     if active is not None and active != backend:
-        raise RuntimeError(
+        raise DeviceError(
             f"this process already runs Keras on {active!r}; --backend {backend} needs a new "
             "process (a Keras backend is fixed when keras is first imported)."
         )
@@ -154,7 +156,7 @@ def _jax_gpus(jax) -> list:
 
 
 def check_gpu_visible(backend: str | None = None) -> None:
-    """Raise ``RuntimeError`` (:data:`NO_GPU`) unless ``backend`` sees a GPU on this machine.
+    """Raise ``DeviceError`` (:data:`NO_GPU`) unless ``backend`` sees a GPU on this machine.
 
     Cheap next to a run (builds no model), so a process that only starts others (a sweep)
     can refuse ``--device gpu`` before it writes anything.
@@ -162,9 +164,9 @@ def check_gpu_visible(backend: str | None = None) -> None:
     backend = check_backend(backend or default_backend())
     if backend == "jax":
         if not _jax_gpus(import_jax()):
-            raise RuntimeError(NO_GPU["jax"])
+            raise DeviceError(NO_GPU["jax"])
     elif not import_tensorflow().config.list_physical_devices("GPU"):
-        raise RuntimeError(NO_GPU["tensorflow"])
+        raise DeviceError(NO_GPU["tensorflow"])
 
 
 def configure(
@@ -192,15 +194,15 @@ def configure(
         ``{"backend", "device": "cpu"|"gpu", "device_name": str, "threads": int|None}``.
 
     Raises:
-        ValueError: unknown device or backend, JAX not installed.
-        RuntimeError: ``--device gpu`` without a visible GPU; Keras already on another backend.
+        ConfigError: unknown device or backend, JAX not installed.
+        DeviceError: ``--device gpu`` without a visible GPU; Keras already on another backend.
     """
     global _configured
     if device not in DEVICES:
-        raise ValueError(f"Unknown device {device!r}; choose one of: {', '.join(DEVICES)}.")
+        raise ConfigError(f"Unknown device {device!r}; choose one of: {', '.join(DEVICES)}.")
     if _configured is not None:
         if backend is not None and backend != _configured["backend"]:
-            raise RuntimeError(
+            raise DeviceError(
                 f"this process already trains on {_configured['backend']!r}; --backend {backend} "
                 "needs a new process."
             )
@@ -235,7 +237,7 @@ def _configure_jax(device: str, threads: int | None) -> dict:
     jax = import_jax(device)
     gpus = _jax_gpus(jax)
     if device == "gpu" and not gpus:
-        raise RuntimeError(NO_GPU["jax"])
+        raise DeviceError(NO_GPU["jax"])
     if gpus and device != "cpu":
         kind, name = "gpu", gpus[0].device_kind
     else:
@@ -253,7 +255,7 @@ def _configure_tensorflow(device: str, threads: int | None, deterministic: bool)
             pass
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise RuntimeError(NO_GPU["tensorflow"])
+        raise DeviceError(NO_GPU["tensorflow"])
     if device == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
         gpus = []

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from suite.errors import UserError
+from tracking.mlflow_runs import TrackingError
 
 # typer >= 0.20 vendors click; find its UsageError without importing private modules.
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -44,10 +45,45 @@ def _backend_or_error(backend: str | None) -> str:
     """The backend to use (flag, else $KERAS_BACKEND, else tensorflow), checked."""
     from suite.backend import check_backend, default_backend
 
-    try:
-        return check_backend(backend or default_backend())
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    return check_backend(backend or default_backend())  # a ConfigError is a user error
+
+
+# Options shared by several commands (one definition each).
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+    ),
+]
+Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
+Device = Annotated[
+    str, typer.Option(help="auto | cpu | gpu (auto: GPU when the backend sees one).")
+]
+DEFAULT_EXPERIMENT = "rnnbench"
+
+
+def _device_or_error(device: str) -> str:
+    from suite.backend import DEVICES
+
+    if device not in DEVICES:
+        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
+    return device
+
+
+def _open_store(tracking_uri: str | None, missing: str | None = None) -> str:
+    """The tracking URI to use, checked (a ``TrackingError`` is a one-line user error).
+
+    Args:
+        missing: when given, a sqlite store that does not exist yet is an error with this
+            hint (commands that only read must not create an empty store).
+    """
+    from tracking.mlflow_runs import check_tracking_uri, resolve_tracking_uri, sqlite_path
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    if missing and (store := sqlite_path(uri)) and not store.exists():
+        raise UserError(f"no tracking store at {uri}; {missing}")
+    return uri
 
 
 POPULATION_AUTO = 64  # members per population for --population auto (JAX on a GPU)
@@ -195,25 +231,16 @@ def train_cmd(
         list[str] | None,
         typer.Option("--option", "-o", help="Task option KEY=VALUE, e.g. -o num_symbols=4."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
-        ),
-    ] = None,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
-    device: Annotated[
-        str, typer.Option(help="auto | cpu | gpu (auto: GPU when the backend sees one).")
-    ] = "auto",
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    device: Device = "auto",
     backend: Annotated[str | None, typer.Option(help=f"Keras backend: {BACKEND_HELP}")] = None,
 ) -> None:
     """Train one cell with one clip setting on one task; log it to MLflow.
 
     Example: rnnbench train --task adding --seq-len 50 --cell irnn --clip global_clipnorm=1 --max-steps 3000
     """
-    from suite.backend import DEVICES
     from suite.train import TrainConfig
-    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     config = TrainConfig(
         task=task,
@@ -236,23 +263,15 @@ def train_cmd(
         config.validate()
     except (ValueError, TypeError) as e:
         raise UserError(str(e)) from None
-    if device not in DEVICES:
-        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
+    _device_or_error(device)
+    uri = _open_store(tracking_uri)
 
     from rich.console import Console
 
     from suite.backend import configure
     from suite.progress import TrainProgress
 
-    try:
-        dev = configure(device=device, backend=config.backend)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
+    dev = configure(device=device, backend=config.backend)  # DeviceError: one line, exit 2
     _quiet_mlflow()
     from tracking.mlflow_runs import run_and_log
 
@@ -288,14 +307,9 @@ def sweep_cmd(
     show: Annotated[
         bool, typer.Option("--show", help="Print the spec's TOML (copy it to edit).")
     ] = False,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
-        ),
-    ] = None,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
-    device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = DEFAULT_EXPERIMENT,
+    device: Device = "auto",
     backend: Annotated[
         str | None,
         typer.Option(
@@ -314,45 +328,28 @@ def sweep_cmd(
 
     Resumable: run the same command again after a crash, kill or Ctrl-C to finish the rest.
     """
-    from suite.backend import DEVICES
-    from suite.spec import SpecError, load_spec
+    from suite.spec import load_spec
     from suite.sweep import check_executor, default_workers
-    from tracking.mlflow_runs import (
-        TrackingError,
-        check_tracking_uri,
-        resolve_tracking_uri,
-        sqlite_path,
-    )
+    from tracking.mlflow_runs import sqlite_path
 
     if backend is not None:
         _backend_or_error(backend)
-    try:
-        sweep_spec = load_spec(spec).with_backend(backend)
-        sweep_backend = sweep_spec.backend
-    except (SpecError, ValueError) as e:
-        raise UserError(str(e)) from None
+    sweep_spec = load_spec(spec).with_backend(backend)  # a SpecError is a user error
+    sweep_backend = sweep_spec.backend
     if show:
         print(sweep_spec.source, end="")
         return
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}.")
-    if device not in DEVICES:
-        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
+    _device_or_error(device)
+    uri = _open_store(tracking_uri)
     check_executor(executor, ray_address, uri)
     pop_size = _population_size(population, sweep_backend, device)
     if device == "gpu" and executor == "local" and not dry_run:
         from suite.backend import check_gpu_visible
 
-        try:
-            check_gpu_visible(sweep_backend)  # before any worker starts or any run is written
-        except RuntimeError as e:
-            raise UserError(str(e)) from None
+        check_gpu_visible(sweep_backend)  # before any worker starts or any run is written
 
     from rich.console import Console
 
@@ -415,37 +412,19 @@ def sweep_cmd(
 
 @app.command("report")
 def report_cmd(
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rnnbench",
+    experiment: Experiment = DEFAULT_EXPERIMENT,
     sweep: Annotated[
         str | None, typer.Option(help="Parent run id of the sweep [default: the latest sweep].")
     ] = None,
     out: Annotated[
         str | None, typer.Option(help="Output folder [default: reports/<sweep name>/].")
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
-        ),
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Write report.md + figures for a sweep (solve table, curves, gradients, verdict) and attach them to its parent run."""
-    from tracking.mlflow_runs import (
-        TrackingError,
-        check_tracking_uri,
-        resolve_tracking_uri,
-        sqlite_path,
-    )
+    from tracking.mlflow_runs import sqlite_path
 
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
-    if (store := sqlite_path(uri)) and not store.exists():
-        raise UserError(
-            f"no tracking store at {uri}; run `rnnbench sweep quick` first (or pass --tracking-uri)."
-        )
+    uri = _open_store(tracking_uri, "run `rnnbench sweep quick` first (or pass --tracking-uri).")
     _quiet_mlflow()
     from rich.console import Console
 
@@ -495,12 +474,7 @@ def export_cmd(
     all_: Annotated[bool, typer.Option("--all", help="Export the winner of every task@T.")] = False,
     run: Annotated[str | None, typer.Option(help="Export this run id instead of a winner.")] = None,
     out: Annotated[str, typer.Option(help="Folder for the .onnx files.")] = "reports/onnx",
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
-        ),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -514,13 +488,6 @@ def export_cmd(
     Winner per task@T: the solved run with the smallest seconds_to_solve; if none solved, the lowest
     val_loss_ratio, flagged unsolved. Registered as rnnbench-{task}-T{seq_len} with alias champion.
     """
-    from tracking.mlflow_runs import (
-        TrackingError,
-        check_tracking_uri,
-        resolve_tracking_uri,
-        sqlite_path,
-    )
-
     if not (all_ or run or task):
         raise UserError("say what to export: --all, --task T --seq-len L, or --run RUN_ID.")
     if seq_len is not None and seq_len < 1:
@@ -530,15 +497,7 @@ def export_cmd(
 
         if task not in TASK_NAMES:
             raise UserError(f"Unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}.")
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
-    if (store := sqlite_path(uri)) and not store.exists():
-        raise UserError(
-            f"no tracking store at {uri}; no runs to export (run `rnnbench train` or a sweep first)."
-        )
+    uri = _open_store(tracking_uri, "no runs to export (run `rnnbench train` or a sweep first).")
     _quiet_mlflow()
     from suite.export import candidate_for_run, candidates, export_one, winners
 
@@ -668,13 +627,8 @@ def perf_cmd(
     out: Annotated[
         str, typer.Option(help="Output folder for perf.json and perf.md.")
     ] = "reports/perf",
-    device: Annotated[str, typer.Option(help="auto | cpu | gpu.")] = "auto",
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI (experiment rnnbench-perf) [default: sqlite:///mlflow.db]."
-        ),
-    ] = None,
+    device: Device = "auto",
+    tracking_uri: TrackingUri = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -684,32 +638,21 @@ def perf_cmd(
     ] = None,
 ) -> None:
     """Benchmark the suite: loop vs bare model.fit, FLOP/s vs matmul peak, scaling in T, RSS, ORT vs Keras, backends, workers; on a GPU: T = 100 and 1000 vs PyTorch cuDNN."""
-    from suite.backend import DEVICES
     from suite.models import CELLS
-    from tracking.mlflow_runs import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     backend = _backend_or_error(backend)
     chosen = cells or list(CELLS)
     bad = [c for c in chosen if c not in CELLS]
     if bad:
         raise UserError(f"Unknown cell(s) {bad}; choose from: {', '.join(CELLS)}.")
-    if device not in DEVICES:
-        raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingError as e:
-        raise UserError(str(e)) from None
+    _device_or_error(device)
+    uri = _open_store(tracking_uri)  # perf logs to the experiment rnnbench-perf
     from rich.console import Console
 
     from suite.backend import configure
     from suite.perf import run_perf, save_and_log, to_markdown
 
-    try:
-        # --device gpu without a GPU: one line, before any measuring
-        configure(device=device, backend=backend)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
+    configure(device=device, backend=backend)  # --device gpu without a GPU: one line, first
     console = Console(stderr=True)
     with console.status("perf") as status:
         res = run_perf(chosen, quick, device, progress=lambda msg: status.update(f"perf: {msg}"))
@@ -764,9 +707,9 @@ def main(argv: list[str] | None = None) -> None:
         where = e.ctx.command_path if e.ctx is not None else "rnnbench"
         print(f"{where}: error: {_one_line(e.format_message())} (see --help)", file=sys.stderr)
         sys.exit(2)
-    except UserError as e:
+    except (UserError, TrackingError) as e:  # library errors meant for the user, by type
         print(f"rnnbench: error: {_one_line(e)}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        sys.exit(getattr(e, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         print("rnnbench: interrupted", file=sys.stderr)
         sys.exit(130)

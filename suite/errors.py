@@ -8,3 +8,11 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class DeviceError(UserError, RuntimeError):
+    """The requested backend or device is not available here (e.g. --device gpu, no GPU)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A value that is not allowed (unknown backend, device, ...), named with what is allowed."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+from suite.errors import UserError
 from suite.train import TrainConfig
 
 GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
@@ -48,7 +49,7 @@ TRAIN_KEYS = tuple(
 OVERRIDE_KEYS = (*TRAIN_KEYS, "seq_lens", "options")
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec problem, with the key and (where it can be found) the line."""
 
 
