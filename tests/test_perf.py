@@ -113,3 +113,28 @@ def test_markdown_population_table_marks_the_speedup_goal():
     assert "| irnn | 100 | 300 | 2400 | 600 | 2.0x |" in md  # and for LSTM/GRU only
     res["populations"]["lstm"]["100"] = row(300.0, 3000.0)
     assert "| lstm | 100 | 300 | 2400 | 3000 | 10.0x MISS |" in to_markdown(res)
+
+
+def test_save_and_log_logs_only_perfs_own_files(tmp_path):
+    """`rnnbench perf --out .` in a folder that holds the store's mlruns/ once copied that
+    folder into itself (OSError: File name too long): only perf.json and perf.md are logged."""
+    import os
+
+    import mlflow
+
+    from suite.perf import save_and_log
+
+    (tmp_path / "mlruns" / "1" / "abc").mkdir(parents=True)
+    (tmp_path / "mlruns" / "1" / "abc" / "meta.yaml").write_text("x")
+    (tmp_path / "notes.txt").write_text("not perf's")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the store's artifacts go to ./mlruns, inside --out
+    try:
+        save_and_log(_result(1.0, 0.5, 4.0, 0.6), tmp_path, uri)
+    finally:
+        os.chdir(cwd)
+    client = mlflow.MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("rnnbench-perf").experiment_id])[0]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "perf")}
+    assert logged == {"perf/perf.json", "perf/perf.md"}
