@@ -490,8 +490,7 @@ def population_rate(cell: str, T: int, P: int, steps: int) -> float:
 
     def timed():
         for _ in range(steps):
-            batch = [next(s) for s in streams]
-            stepper.train_step(np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]))
+            stepper.step_streams(streams)
         stepper.sync()
 
     return P * steps / _median_seconds(timed, 3)

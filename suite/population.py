@@ -23,8 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import numpy as np
@@ -47,9 +45,7 @@ EVAL_SAMPLES = 4096  # validation samples per vectorised predict call (all membe
 
 def population_key(config: TrainConfig) -> str:
     """Configs with the same key may train as one population (everything but the seed)."""
-    d = config.to_dict()
-    d.pop("seed")
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return config.config_hash(without=("seed",))
 
 
 def check_population(configs: list[TrainConfig]) -> None:
@@ -117,6 +113,11 @@ class PopulationStepper:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         self.state = self._step(self.state, self._active, x, y.astype(self._y_dtype, copy=False))
+
+    def step_streams(self, streams) -> None:
+        """One step on the next batch of each member's own data stream (``_batches``)."""
+        batch = [next(s) for s in streams]
+        self.train_step(np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]))
 
     def sync(self) -> None:
         import jax
@@ -201,8 +202,7 @@ def train_population(
         n = min(cfg.eval_every, cfg.max_steps - step)
         t0 = time.perf_counter()
         for _ in range(n):
-            batch = [next(s) for s in streams]
-            stepper.train_step(np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]))
+            stepper.step_streams(streams)
         stepper.sync()
         train_seconds += time.perf_counter() - t0
         step += n

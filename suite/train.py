@@ -114,15 +114,20 @@ class TrainConfig:
         d["clip"] = str(self.clip_spec)  # canonical spelling: "clipnorm=1.0" -> "clipnorm=1"
         return d
 
-    def config_hash(self) -> str:
+    def config_hash(self, without: tuple[str, ...] = ()) -> str:
         """Stable hash of everything that defines the run (16 hex chars).
 
         The backend is part of it (a JAX run and a TensorFlow run are different results);
         TensorFlow, the original backend, is left out so earlier stores still resume.
+
+        Args:
+            without: fields left out (``("seed",)``: the key of a population).
         """
         d = self.to_dict()
         if d["backend"] == "tensorflow":
             del d["backend"]
+        for name in without:
+            d.pop(name, None)
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
