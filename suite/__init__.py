@@ -1,12 +1,22 @@
-"""rnnbench: models, clipping, training, sweeps, reports and ONNX export.
+"""rnnbench: can gradient clipping make a vanilla RNN learn long-range dependencies?
+
+The layers, bottom to top (each imports only from the ones below it, and from ``tasks`` and
+``tracking``):
+
+- ``suite.core``: one model trained: backend, cells (``models``), clipping, the train step
+  (``steps``), the training loop (``train``) and vectorised populations (``population``).
+- ``suite.study``: many runs: sweep specs and presets, the planner and its workers, and the
+  recording of a run in MLflow (``record``).
+- ``suite.findings``: what the runs say: every finding (``analysis``), the report that
+  renders them (``report``).
+- ``suite.deploy``: ONNX: winners exported with native recurrent ops, and inference that
+  never imports TensorFlow.
+- ``suite.perf`` (the benchmark) and ``suite.cli`` (the ``rnnbench`` command) sit on top.
 
 Heavy modules (tensorflow, keras, mlflow, onnxruntime) are imported lazily inside the
 functions that need them, so ``rnnbench --help`` stays instant.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from tracking.logger import package_version
 
-try:
-    __version__ = version("rnnbench")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+__version__ = package_version()

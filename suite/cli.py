@@ -6,6 +6,7 @@ Only light modules are imported at the top: every command imports what it needs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,8 +14,12 @@ from typing import Annotated
 
 import typer
 
+from suite.core.models import CELLS
+from suite.core.train import TrainConfig
 from suite.errors import UserError
-from tracking.mlflow_runs import TrackingError
+from tasks import TASK_NAMES
+from tracking.layout import DEFAULT_EXPERIMENT
+from tracking.store import TrackingError
 
 # typer >= 0.20 vendors click; find its UsageError without importing private modules.
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -43,7 +48,7 @@ BACKEND_HELP = "tensorflow | jax [default: $KERAS_BACKEND, else tensorflow]."
 
 def _backend_or_error(backend: str | None) -> str:
     """The backend to use (flag, else $KERAS_BACKEND, else tensorflow), checked."""
-    from suite.backend import check_backend, default_backend
+    from suite.core.backend import check_backend, default_backend
 
     return check_backend(backend or default_backend())  # a ConfigError is a user error
 
@@ -59,11 +64,10 @@ Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
 Device = Annotated[
     str, typer.Option(help="auto | cpu | gpu (auto: GPU when the backend sees one).")
 ]
-DEFAULT_EXPERIMENT = "rnnbench"
 
 
 def _device_or_error(device: str) -> str:
-    from suite.backend import DEVICES
+    from suite.core.backend import DEVICES
 
     if device not in DEVICES:
         raise UserError(f"Unknown --device {device!r}; choose one of: {', '.join(DEVICES)}.")
@@ -77,7 +81,7 @@ def _open_store(tracking_uri: str | None, missing: str | None = None) -> str:
         missing: when given, a sqlite store that does not exist yet is an error with this
             hint (commands that only read must not create an empty store).
     """
-    from tracking.mlflow_runs import check_tracking_uri, resolve_tracking_uri, sqlite_path
+    from tracking import check_tracking_uri, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
@@ -99,7 +103,7 @@ def _population_size(value: str, backend: str, device: str) -> int:
             return 1
         if device == "gpu":
             return POPULATION_AUTO
-        from suite.backend import check_gpu_visible
+        from suite.core.backend import check_gpu_visible
 
         try:
             check_gpu_visible("jax")
@@ -203,30 +207,40 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+# The defaults of `rnnbench train` are TrainConfig's (one place).
+_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
 @app.command("train")
 def train_cmd(
-    task: Annotated[str, typer.Option(help="Task: adding | copy | delayed_recall.")] = "adding",
-    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Dependency length T.")] = 100,
-    cell: Annotated[str, typer.Option(help="Cell: simple_rnn | irnn | lstm | gru.")] = "lstm",
+    task: Annotated[str, typer.Option(help=f"Task: {' | '.join(TASK_NAMES)}.")] = _TRAIN["task"],
+    seq_len: Annotated[int, typer.Option("--seq-len", "-T", help="Dependency length T.")] = _TRAIN[
+        "seq_len"
+    ],
+    cell: Annotated[str, typer.Option(help=f"Cell: {' | '.join(CELLS)}.")] = _TRAIN["cell"],
     clip: Annotated[
         str,
         typer.Option(
             help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names)."
         ),
-    ] = "none",
-    hidden: Annotated[int, typer.Option(help="Recurrent units.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Fresh samples per train step.")] = 64,
-    optimizer: Annotated[str, typer.Option(help="adam | rmsprop | sgd.")] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    momentum: Annotated[float, typer.Option(help="SGD momentum (sgd only).")] = 0.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many train steps.")] = 2000,
+    ] = _TRAIN["clip"],
+    hidden: Annotated[int, typer.Option(help="Recurrent units.")] = _TRAIN["hidden"],
+    batch_size: Annotated[int, typer.Option(help="Fresh samples per train step.")] = _TRAIN[
+        "batch_size"
+    ],
+    optimizer: Annotated[str, typer.Option(help="adam | rmsprop | sgd.")] = _TRAIN["optimizer"],
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = _TRAIN["lr"],
+    momentum: Annotated[float, typer.Option(help="SGD momentum (sgd only).")] = _TRAIN["momentum"],
+    max_steps: Annotated[int, typer.Option(help="Stop after this many train steps.")] = _TRAIN[
+        "max_steps"
+    ],
     max_seconds: Annotated[
         float | None, typer.Option(help="Stop after this much training time (eval excluded).")
-    ] = None,
+    ] = _TRAIN["max_seconds"],
     eval_every: Annotated[
         int, typer.Option(help="Steps between evaluations and diagnostics.")
-    ] = 100,
-    seed: Annotated[int, typer.Option(help="Seeds data and weights.")] = 0,
+    ] = _TRAIN["eval_every"],
+    seed: Annotated[int, typer.Option(help="Seeds data and weights.")] = _TRAIN["seed"],
     option: Annotated[
         list[str] | None,
         typer.Option("--option", "-o", help="Task option KEY=VALUE, e.g. -o num_symbols=4."),
@@ -240,8 +254,6 @@ def train_cmd(
 
     Example: rnnbench train --task adding --seq-len 50 --cell irnn --clip global_clipnorm=1 --max-steps 3000
     """
-    from suite.train import TrainConfig
-
     config = TrainConfig(
         task=task,
         seq_len=seq_len,
@@ -268,12 +280,12 @@ def train_cmd(
 
     from rich.console import Console
 
-    from suite.backend import configure
-    from suite.progress import TrainProgress
+    from suite.core.backend import configure
+    from suite.study.progress import TrainProgress
 
     dev = configure(device=device, backend=config.backend)  # DeviceError: one line, exit 2
     _quiet_mlflow()
-    from tracking.mlflow_runs import run_and_log
+    from suite.study.record import run_and_log
 
     console = Console(stderr=True)
     console.print(
@@ -328,9 +340,8 @@ def sweep_cmd(
 
     Resumable: run the same command again after a crash, kill or Ctrl-C to finish the rest.
     """
-    from suite.spec import load_spec
-    from suite.sweep import check_executor, default_workers
-    from tracking.mlflow_runs import sqlite_path
+    from suite.study.spec import load_spec
+    from suite.study.sweep import check_executor, default_workers
 
     if backend is not None:
         _backend_or_error(backend)
@@ -347,7 +358,7 @@ def sweep_cmd(
     check_executor(executor, ray_address, uri)
     pop_size = _population_size(population, sweep_backend, device)
     if device == "gpu" and executor == "local" and not dry_run:
-        from suite.backend import check_gpu_visible
+        from suite.core.backend import check_gpu_visible
 
         check_gpu_visible(sweep_backend)  # before any worker starts or any run is written
 
@@ -356,30 +367,15 @@ def sweep_cmd(
     console = Console(stderr=True)
     grid = sweep_spec.grid()
     if dry_run:
-        store = sqlite_path(uri)
-        plan_done: dict = {}
-        if store is None or store.exists():
-            _quiet_mlflow()
-            from suite.sweep import plan_sweep
+        _quiet_mlflow()
+        from suite.study.sweep import dry_run as plan_lines
 
-            plan_done = plan_sweep(sweep_spec, uri, experiment, resume=resume).done
-        for c in grid:
-            mark = "skip (finished)" if c.config_hash() in plan_done else "run"
-            print(f"{mark:16} {c.run_name}")
-        todo = [c for c in grid if c.config_hash() not in plan_done]
-        from suite.sweep import plan_jobs
-
-        units = plan_jobs(todo, pop_size)
-        pops = [u for u in units if len(u) > 1]
-        how = f" as {len(units)} jobs ({len(pops)} populations of up to {pop_size})" if pops else ""
-        print(
-            f"{len(grid)} configs; {len(plan_done)} finished (skipped on resume); {len(todo)} to run{how}"
-        )
+        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size)))
         return
 
     import contextlib
 
-    from suite.sweep import LocalPool, plan_sweep, run_sweep, summary_rows
+    from suite.study.sweep import LocalPool, plan_sweep, run_sweep, summary_rows
 
     # Local workers start first: they warm up (TensorFlow, MLflow imports) while the store is
     # opened and the grid planned; a worker left without a job is killed.
@@ -400,7 +396,7 @@ def sweep_cmd(
         console.print(
             f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"
             + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
-            + (f" --experiment {experiment}" if experiment != "rnnbench" else "")
+            + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
             + (f" --backend {backend}" if backend else "")
         )
         raise typer.Exit(130)
@@ -422,13 +418,13 @@ def report_cmd(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Write report.md + figures for a sweep (solve table, curves, gradients, verdict) and attach them to its parent run."""
-    from tracking.mlflow_runs import sqlite_path
+    from tracking import sqlite_path
 
     uri = _open_store(tracking_uri, "run `rnnbench sweep quick` first (or pass --tracking-uri).")
     _quiet_mlflow()
     from rich.console import Console
 
-    from suite.report import load_sweep, write_report
+    from suite.findings.report import load_sweep, write_report
 
     console = Console(stderr=True)
     with console.status("reading the sweep from MLflow"):
@@ -436,8 +432,8 @@ def report_cmd(
     out_dir = Path(out) if out else Path("reports") / data.name
     with console.status("writing the report"):
         path = write_report(data, out_dir)
-    from suite.claims import check_claims
-    from suite.report import verdict
+    from suite.findings.claims import check_claims
+    from suite.findings.report import verdict
 
     print("Verdict:")
     for sentence in verdict(data):
@@ -464,7 +460,7 @@ def report_cmd(
 def export_cmd(
     experiment: Annotated[
         str, typer.Option(help="MLflow experiment to pick winners from.")
-    ] = "rnnbench",
+    ] = DEFAULT_EXPERIMENT,
     task: Annotated[
         str | None, typer.Option(help="Export the winner of this task (with --seq-len).")
     ] = None,
@@ -499,7 +495,7 @@ def export_cmd(
             raise UserError(f"Unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}.")
     uri = _open_store(tracking_uri, "no runs to export (run `rnnbench train` or a sweep first).")
     _quiet_mlflow()
-    from suite.export import candidate_for_run, candidates, export_one, winners
+    from suite.deploy.export import candidate_for_run, candidates, export_one, winners
 
     if backend is not None:
         _backend_or_error(backend)
@@ -594,7 +590,7 @@ def infer_cmd(
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
     if model.startswith("models:/"):
         _quiet_mlflow()
-    from suite.onnx_infer import run_inference
+    from suite.deploy.onnx_infer import run_inference
 
     r = run_inference(model, input, n=n, seq_len=seq_len, seed=seed, tracking_uri=tracking_uri)
     if as_json:
@@ -638,7 +634,7 @@ def perf_cmd(
     ] = None,
 ) -> None:
     """Benchmark the suite: loop vs bare model.fit, FLOP/s vs matmul peak, scaling in T, RSS, ORT vs Keras, backends, workers; on a GPU: T = 100 and 1000 vs PyTorch cuDNN."""
-    from suite.models import CELLS
+    from suite.core.models import CELLS
 
     backend = _backend_or_error(backend)
     chosen = cells or list(CELLS)
@@ -649,7 +645,7 @@ def perf_cmd(
     uri = _open_store(tracking_uri)  # perf logs to the experiment rnnbench-perf
     from rich.console import Console
 
-    from suite.backend import configure
+    from suite.core.backend import configure
     from suite.perf import run_perf, save_and_log, to_markdown
 
     configure(device=device, backend=backend)  # --device gpu without a GPU: one line, first

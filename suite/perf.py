@@ -71,7 +71,7 @@ def _median_seconds(fn, repeats: int) -> float:
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     """Dense float32 matmul FLOP/s measured with the active backend (median of ``repeats``)."""
-    from suite.backend import active_backend
+    from suite.core.backend import active_backend
 
     if active_backend() == "jax":
         import jax
@@ -97,7 +97,7 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5) -> float:
     """FLOP/s of a step's recurrent matmuls alone (see the module docstring), median of ``repeats``."""
-    from suite.backend import active_backend
+    from suite.core.backend import active_backend
 
     g = GATES[cell]
     if active_backend() == "jax":
@@ -148,10 +148,10 @@ def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5
 
 def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int = 100):
     """Build the suite's compiled step for one run; return ``time(steps) -> steps/s``."""
-    from suite.backend import configure
-    from suite.models import build_model
-    from suite.steps import make_stepper
-    from suite.train import TrainConfig, _batches, make_loss, make_optimizer
+    from suite.core.backend import configure
+    from suite.core.models import build_model
+    from suite.core.steps import make_stepper
+    from suite.core.train import TrainConfig, _batches, make_loss, make_optimizer
     from tasks import get_task
 
     backend = configure()["backend"]
@@ -183,8 +183,8 @@ def _fit_timer(cell: str, T: int, steps: int):
     """A bare ``model.fit`` on the same model and kind of data; return ``time() -> steps/s``."""
     import keras
 
-    from suite.backend import _stderr_captured
-    from suite.models import build_model
+    from suite.core.backend import _stderr_captured
+    from suite.core.models import build_model
     from tasks import get_task
 
     task = get_task(REF["task"], seq_len=T)
@@ -226,7 +226,7 @@ def suite_vs_fit(cell: str, T: int, steps: int, repeats: int) -> dict:
 
 
 def _active() -> str:
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     return configure()["backend"]
 
@@ -253,9 +253,9 @@ def peak_rss_mb(cell: str, steps: int) -> float:
 def inference_latency(cell: str) -> dict:
     import onnxruntime as ort
 
-    from suite.export import measure_latency
-    from suite.models import build_model
-    from suite.onnx_build import build_onnx
+    from suite.core.models import build_model
+    from suite.deploy.export import measure_latency
+    from suite.deploy.onnx_build import build_onnx
     from tasks import get_task
 
     task = get_task(REF["task"], seq_len=REF["seq_len"])
@@ -302,7 +302,7 @@ def _rate_processes(cell: str, threads: int, count: int, steps: int, repeats: in
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    from suite.backend import CPUS_ENV
+    from suite.core.backend import CPUS_ENV
 
     def env_of(i: int) -> dict:  # JAX: each process on its own cores, as a sweep's workers
         if _active() != "jax" or count < 2:
@@ -337,7 +337,7 @@ def scaling_bound(steps: int, repeats: int) -> dict:
 
 def _rate_main(cell: str, threads: int, steps: int, repeats: int, backend: str) -> None:
     """Child of :func:`_rate_processes`: one training loop at the scaling grid's config."""
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(threads=threads, backend=backend)
     timed = _suite_timer(cell, SCALING_T, SCALING_HIDDEN)
@@ -366,7 +366,7 @@ def installed_backends() -> list[str]:
     """The Keras backends installed here (by distribution: a JAX process blocks TF imports)."""
     import importlib.metadata as md
 
-    from suite.backend import BACKENDS
+    from suite.core.backend import BACKENDS
 
     dists = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",)}
     found = []
@@ -383,7 +383,7 @@ def installed_backends() -> list[str]:
 
 def _compare_main(backend: str, steps: int, repeats: int, cells: list[str]) -> None:
     """Child of :func:`backend_comparison`: suite steps/s per cell and hidden on one backend."""
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
     out = {
@@ -474,11 +474,11 @@ def population_rate(cell: str, T: int, P: int, steps: int) -> float:
     """Model-steps/s of a population of ``P`` models (JAX), each drawing its own data as in a run.
 
     Adding task, batch 64, hidden ``POP_HIDDEN``, Adam with global_clipnorm=1; the vmapped,
-    masked step of ``suite.population`` with every member live; median of 3 timed blocks.
+    masked step of ``suite.core.population`` with every member live; median of 3 timed blocks.
     """
-    from suite.models import build_model
-    from suite.population import PopulationStepper
-    from suite.train import TrainConfig, _batches, make_loss, make_optimizer
+    from suite.core.models import build_model
+    from suite.core.population import PopulationStepper
+    from suite.core.train import TrainConfig, _batches, make_loss, make_optimizer
     from tasks import get_task
 
     cfg = TrainConfig(task=REF["task"], seq_len=T, cell=cell, clip="global_clipnorm=1",
@@ -532,7 +532,7 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     On a GPU the CPU-only parts (backend comparison, sweep scaling across cores) are
     skipped and the GPU table (T = 100 and 1000, PyTorch cuDNN reference) is measured.
     """
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     dev = configure(device=device)
     gpu = dev["device"] == "gpu"

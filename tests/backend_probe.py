@@ -22,11 +22,11 @@ def _sha(arrays) -> str:
 
 def start(backend: str) -> dict:
     """Initial weights, first batch, first-step loss and a short run, per cell."""
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
-    from suite.models import CELLS, build_model
-    from suite.train import TrainConfig, _batches, train
+    from suite.core.models import CELLS, build_model
+    from suite.core.train import TrainConfig, _batches, train
     from tasks import get_task
 
     out = {}
@@ -50,11 +50,11 @@ def start(backend: str) -> dict:
 
 def semantics(backend: str) -> dict:
     """Clipping bounds the update, clip kinds fire, the profile, divergence, TF never loaded."""
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
-    from suite.models import build_model
-    from suite.train import TrainConfig, train
+    from suite.core.models import build_model
+    from suite.core.train import TrainConfig, train
     from tasks import get_task
 
     tiny = dict(seq_len=10, hidden=8, batch_size=16, val_size=32, backend=backend)
@@ -94,8 +94,8 @@ def semantics(backend: str) -> dict:
 
 def log(backend: str, uri: str) -> dict:
     """One run logged to ``uri`` with the documented layout."""
-    from suite.train import TrainConfig
-    from tracking.mlflow_runs import run_and_log
+    from suite.core.train import TrainConfig
+    from suite.study.record import run_and_log
 
     cfg = TrainConfig(task="delayed_recall", seq_len=10, cell="gru", clip="clipnorm=1", hidden=8,
                       batch_size=16, max_steps=20, eval_every=10, val_size=32, backend=backend)  # fmt: skip
@@ -106,13 +106,13 @@ def log(backend: str, uri: str) -> dict:
 
 def population(backend: str) -> dict:
     """Members of a population vs the same configs trained alone; masked updates."""
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
     import jax.numpy as jnp
 
-    from suite.population import PopulationStepper, train_population
-    from suite.train import TrainConfig, make_loss, make_optimizer, train
+    from suite.core.population import PopulationStepper, train_population
+    from suite.core.train import TrainConfig, make_loss, make_optimizer, train
     from tasks import get_task
 
     def summary(r):
@@ -139,7 +139,7 @@ def population(backend: str) -> dict:
         }
     # the mask: a frozen member's state does not move
     task = get_task("adding", seq_len=10)
-    from suite.models import build_model
+    from suite.core.models import build_model
 
     cfg = div[0]
     models = [build_model("lstm", task, hidden=8, seed=s) for s in range(2)]

@@ -1,4 +1,4 @@
-"""The claims (suite.analysis): hand-logged MLflow runs in a real sqlite store, with real
+"""The claims (suite.findings.analysis): hand-logged MLflow runs in a real sqlite store, with real
 grad_profile.json artifacts and varied gradient norms, where changing the numbers alone moves
 each claim through SUPPORTED, REFUTED, MIXED and NOT TESTABLE."""
 
@@ -20,7 +20,7 @@ def _sweep(uri, rows, name="s", seeds=(0, 1, 2)):
     """rows: (task, T, cell, clip, status, **log_fake_run options) for each seed; loaded back."""
     import mlflow
 
-    from suite.report import load_sweep
+    from suite.findings.report import load_sweep
 
     client = mlflow.MlflowClient(uri)
     exp_id = client.create_experiment(name)
@@ -39,7 +39,7 @@ def _sweep(uri, rows, name="s", seeds=(0, 1, 2)):
 
 
 def _claims(data):
-    from suite.claims import check_claims
+    from suite.findings.claims import check_claims
 
     return {c.number: c for c in check_claims(data)}
 
@@ -52,7 +52,7 @@ def _prof(T, slope, scale=1.0):
 
 
 def test_wilson_and_fisher_match_known_values():
-    from suite.analysis import fisher_greater, improved, wilson
+    from suite.findings.analysis import fisher_greater, improved, wilson
 
     lo, hi = wilson(0, 3)
     assert lo == 0 and hi == pytest.approx(0.5615, abs=1e-4)
@@ -69,8 +69,8 @@ def test_wilson_and_fisher_match_known_values():
 
 
 def test_copy_slope_leaves_out_recall_positions_and_zeros():
-    from suite.analysis import task_slope
-    from suite.train import grad_decay_slope
+    from suite.core.train import grad_decay_slope
+    from suite.findings.analysis import task_slope
 
     T = 10  # copy@10 reads 30 steps: 20 before the recall positions, 10 recall positions
     head = decay_profile(20, -10.0)
@@ -226,7 +226,7 @@ def test_claim4_spikes_must_be_in_most_runs(sqlite_uri):
     status = ["unsolved"] * 6
     import mlflow
 
-    from suite.report import load_sweep
+    from suite.findings.report import load_sweep
 
     # 2 of 6 unclipped runs spike: not "most runs"
     client = mlflow.MlflowClient(sqlite_uri)
@@ -289,7 +289,7 @@ def test_claim6(sqlite_uri, expected):
 
 
 def test_nothing_solved_leaves_claims_2_and_6_untestable_and_no_ranking(sqlite_uri):
-    from suite.analysis import verdict
+    from suite.findings.analysis import verdict
 
     rows = [
         (task, 10, cell, clip, "unsolved")
@@ -310,8 +310,8 @@ def test_nothing_solved_leaves_claims_2_and_6_untestable_and_no_ranking(sqlite_u
 
 
 def test_report_prints_claims_and_rules(sqlite_uri, tmp_path):
-    from suite.analysis import HELP_MARGIN, SPIKE_RATIO
-    from suite.report import write_report
+    from suite.findings.analysis import HELP_MARGIN, SPIKE_RATIO
+    from suite.findings.report import write_report
 
     data = _sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")], name="md")
     md = write_report(data, tmp_path, log_to_mlflow=False).read_text()
@@ -328,7 +328,7 @@ def test_solve_table_counts_capped_runs_apart(sqlite_uri):
     """Time-capped runs are not counted; a run that used its whole budget is, whatever its tag."""
     import mlflow
 
-    from suite.report import load_sweep, solve_table
+    from suite.findings.report import load_sweep, solve_table
 
     client = mlflow.MlflowClient(sqlite_uri)
     exp = client.create_experiment("capped")

@@ -68,7 +68,7 @@ def test_train_prints_one_line_result_and_uses_default_store(tmp_path):
     ids=["train", "sweep", "perf"],
 )
 def test_device_gpu_without_a_gpu_exits_2_and_writes_nothing(cmd, tmp_path):
-    from suite.backend import import_tensorflow
+    from suite.core.backend import import_tensorflow
 
     if import_tensorflow().config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from suite.export import Candidate, winners
-from suite.models import CELLS
+from suite.core.models import CELLS
+from suite.deploy.export import Candidate, winners
 
 TASK_FOR = {
     "simple_rnn": "adding",
@@ -25,8 +25,8 @@ TASK_FOR = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One tiny trained run per cell in a real sqlite store."""
-    from suite.train import TrainConfig
-    from tracking.mlflow_runs import run_and_log
+    from suite.core.train import TrainConfig
+    from suite.study.record import run_and_log
 
     root = tmp_path_factory.mktemp("onnx")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -45,7 +45,7 @@ def store(tmp_path_factory):
 def test_export_native_ops_parity_and_registry(store, cell):
     import onnx
 
-    from suite.export import candidate_for_run, export_one
+    from suite.deploy.export import candidate_for_run, export_one
 
     root, uri, runs = store
     result = export_one(candidate_for_run(uri, runs[cell]), uri, "onnx", root / "out")
@@ -75,7 +75,7 @@ def test_export_native_ops_parity_and_registry(store, cell):
 def test_alias_moves_to_the_new_version_and_infer_resolves_it(store, tmp_path):
     import mlflow
 
-    from suite.export import candidate_for_run, export_one
+    from suite.deploy.export import candidate_for_run, export_one
 
     root, uri, runs = store
     first = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
@@ -98,7 +98,7 @@ def test_alias_moves_to_the_new_version_and_infer_resolves_it(store, tmp_path):
 
 
 def test_infer_on_a_path_never_imports_tensorflow(store, tmp_path):
-    from suite.export import candidate_for_run, export_one
+    from suite.deploy.export import candidate_for_run, export_one
 
     root, uri, runs = store
     path = export_one(candidate_for_run(uri, runs["gru"]), uri, "onnx", tmp_path)["path"]
@@ -124,11 +124,14 @@ def test_infer_on_a_path_never_imports_tensorflow(store, tmp_path):
 
 
 def test_standalone_example_needs_only_numpy_and_onnxruntime(store, tmp_path):
-    from suite.export import candidate_for_run, export_one
+    from suite.deploy.export import candidate_for_run, export_one
 
     root, uri, runs = store
     path = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)["path"]
-    script = __import__("suite.examples", fromlist=["x"]).__path__[0] + "/onnx_infer_standalone.py"
+    script = (
+        __import__("suite.deploy.examples", fromlist=["x"]).__path__[0]
+        + "/onnx_infer_standalone.py"
+    )
     code = (
         "import runpy, sys\n"
         "sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['suite'] = None\n"
@@ -156,7 +159,7 @@ def test_infer_errors(store, tmp_path):
         helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
         str(tmp_path / "nometa.onnx"),
     )
-    from suite.export import candidate_for_run, export_one
+    from suite.deploy.export import candidate_for_run, export_one
 
     good = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)["path"]
     np.save(tmp_path / "wide.npy", np.zeros((2, 8, 5), np.float32))
@@ -217,8 +220,8 @@ def test_winner_selection():
 def test_report_gains_an_onnx_table(store, tmp_path):
     import mlflow
 
-    from suite.export import candidate_for_run, export_one
-    from suite.report import load_sweep, onnx_section
+    from suite.deploy.export import candidate_for_run, export_one
+    from suite.findings.report import load_sweep, onnx_section
 
     root, uri, runs = store
     export_one(candidate_for_run(uri, runs["lstm"]), uri, "onnx", tmp_path)

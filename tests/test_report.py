@@ -140,7 +140,7 @@ def _fake_sweep(uri, variant: str):
 
 @pytest.mark.parametrize("variant", ["helped", "not helped", "untestable"])
 def test_verdict_follows_the_numbers(sqlite_uri, variant):
-    from suite.report import load_sweep, verdict
+    from suite.findings.report import load_sweep, verdict
 
     _fake_sweep(sqlite_uri, variant)
     text = "\n".join(verdict(load_sweep(sqlite_uri, "fake")))

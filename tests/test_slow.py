@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suite.train import TrainConfig, train
+from suite.core.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 

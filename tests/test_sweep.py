@@ -12,7 +12,7 @@ import tomllib
 import pytest
 from conftest import run_cli
 
-from suite.spec import load_spec
+from suite.study.spec import load_spec
 
 TINY = """
 name = "tiny"

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from suite.clipping import parse_clip
-from suite.models import CELLS
-from suite.train import TrainConfig, grad_decay_slope, train
+from suite.core.clipping import parse_clip
+from suite.core.models import CELLS
+from suite.core.train import TrainConfig, grad_decay_slope, train
 from tasks import get_task
 
 CLIPS = ("none", "clipnorm=1", "global_clipnorm=1", "clipvalue=0.5")
@@ -40,7 +40,7 @@ def _weights(model):
 def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
     import mlflow
 
-    from tracking.mlflow_runs import run_and_log
+    from suite.study.record import run_and_log
 
     client = mlflow.MlflowClient(sqlite_uri)
     task_for = {"simple_rnn": "adding", "irnn": "copy", "lstm": "delayed_recall", "gru": "copy"}
@@ -87,7 +87,7 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
 def test_grad_profile_artifact(sqlite_uri, tmp_path):
     import mlflow
 
-    from tracking.mlflow_runs import run_and_log
+    from suite.study.record import run_and_log
 
     cfg = TrainConfig(task="copy", cell="gru", **TINY)
     run_id, result = run_and_log(cfg, sqlite_uri, "profile", log_model=False)
@@ -117,7 +117,7 @@ def test_grad_decay_slope_sign():
 @pytest.mark.parametrize("clip", ["global_clipnorm=0.001", "none"])
 def test_clipping_is_real_and_bounds_the_update(clip):
     """SGD, lr 1, no momentum: one step moves the weights by exactly lr * clipped gradient."""
-    from suite.models import build_model
+    from suite.core.models import build_model
 
     task = get_task("adding", seq_len=10)
     cfg = TrainConfig(
@@ -147,8 +147,8 @@ def test_per_variable_clipping_at_a_tau_between_the_variables(kind):
     same tau would have scaled those too: this tells per-variable from global clipping."""
     import tensorflow as tf
 
-    from suite.models import build_model
-    from suite.train import _batches, make_loss
+    from suite.core.models import build_model
+    from suite.core.train import _batches, make_loss
 
     task = get_task("adding", seq_len=10)
     model = build_model("simple_rnn", task, hidden=8, seed=0)
@@ -250,7 +250,7 @@ def _runs(uri, experiment):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_gated_cells_stay_cudnn_eligible(cell):
     """TensorFlow runs the fused cuDNN kernel only for these layer settings."""
-    from suite.models import CUDNN_REQUIREMENTS, build_model
+    from suite.core.models import CUDNN_REQUIREMENTS, build_model
 
     model = build_model(cell, get_task("copy", seq_len=5), hidden=8, seed=0)
     cfg = model.get_layer(cell).get_config()
@@ -263,7 +263,7 @@ def test_gated_cells_stay_cudnn_eligible(cell):
 
 
 def test_irnn_is_relu_with_identity_recurrence():
-    from suite.models import build_model
+    from suite.core.models import build_model
 
     model = build_model("irnn", get_task("adding", seq_len=5), hidden=6, seed=0)
     layer = model.get_layer("irnn")

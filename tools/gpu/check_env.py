@@ -34,7 +34,7 @@ REQUIRED = [
     "numpy", "jax", "keras", "h5py", "optree", "mlflow", "mlflow.keras", "mlflow.onnx",
     "mlflow.models", "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store", "sqlalchemy", "alembic", "pandas", "onnx", "onnxruntime", "typer",
-    "rich", "matplotlib", "psutil", "yaml", "suite", "suite.cli", "tasks", "tracking.mlflow_runs",
+    "rich", "matplotlib", "psutil", "yaml", "suite", "suite.cli", "tasks", "tracking", "suite.study.record",
 ]  # fmt: skip
 # Kit packages whose declared requirements are checked (warnings only).
 DISTS = ["keras", "mlflow-skinny", "sqlalchemy", "alembic", "pandas", "opentelemetry-sdk",

@@ -58,7 +58,7 @@ def recurrent_weights(cell: str, layer) -> dict[str, np.ndarray]:
 
 
 def build_onnx(model, cell: str, task, metadata: dict | None = None):
-    """An ``onnx.ModelProto`` equivalent to ``model`` (built by ``suite.models.build_model``).
+    """An ``onnx.ModelProto`` equivalent to ``model`` (built by ``suite.core.models.build_model``).
 
     Args:
         model: the trained Keras model.

@@ -7,7 +7,7 @@ H100, LSTM at T = 100: 64 models at 29x the model-steps/s of one). On a CPU it g
 Each member is the run it would be alone: its own initial weights and data stream (from its
 seed), its own validation set, the same Keras optimizer and clipping (the members share one
 clip setting, so Keras's clipping stays exact), the same evaluation, divergence and solved
-rules (``suite.train.decide``). The numbers agree to float rounding, not bit for bit: the
+rules (``suite.core.train.decide``). The numbers agree to float rounding, not bit for bit: the
 vmapped kernels round differently in the last bits (differently again for each population
 size), and over thousands of steps a chaotic run can amplify that. Members are independent: one that solves or
 diverges is frozen (its updates masked) and gets its steps and seconds at that evaluation;
@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from suite.steps import WINDOW_FIELDS, Window
-from suite.train import (
+from suite.core.steps import WINDOW_FIELDS, Window
+from suite.core.train import (
     EvalRecord,
     TrainConfig,
     TrainResult,
@@ -84,7 +84,7 @@ class PopulationStepper:
         import jax
         import jax.numpy as jnp
 
-        from suite.steps.jax_step import initial_state, member_functions
+        from suite.core.steps.jax_step import initial_state, member_functions
 
         self.models, self.task, self.P = models, task, len(models)
         fns = member_functions(models[0], task, optimizer, loss_fn, clip)
@@ -125,7 +125,7 @@ class PopulationStepper:
         jax.block_until_ready(self.state)
 
     def read_windows(self) -> list[Window]:
-        from suite.steps.jax_step import zero_window
+        from suite.core.steps.jax_step import zero_window
 
         values = np.stack([np.asarray(self.state["window"][k]) for k in WINDOW_FIELDS], axis=1)
         self.state["window"] = zero_window((self.P,))
@@ -153,7 +153,7 @@ class PopulationStepper:
     def finish(self) -> None:
         import jax
 
-        from suite.steps.jax_step import write_back
+        from suite.core.steps.jax_step import write_back
 
         for p, model in enumerate(self.models):
             member = jax.tree.map(lambda a, p=p: a[p], self.state)
@@ -173,10 +173,10 @@ def train_population(
         One ``TrainResult`` per member, in order, each as ``train(config)`` would report it.
     """
     check_population(configs)
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend="jax")
-    from suite.models import build_model
+    from suite.core.models import build_model
     from tasks import get_task
 
     cfg, P = configs[0], len(configs)

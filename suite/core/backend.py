@@ -6,7 +6,7 @@ entry point calls :func:`configure` (or :func:`select_backend`) before anything 
 imports Keras. A JAX process never imports TensorFlow.
 
 Example:
-    >>> from suite.backend import configure
+    >>> from suite.core.backend import configure
     >>> configure(backend="jax", device="cpu")["backend"]      # doctest: +SKIP
     'jax'
 """

@@ -2,8 +2,8 @@
 statistics they share (groups, solved sets, longest T solved, curve statistics, incomplete runs,
 budget-limited failures, Wilson intervals, Fisher's exact test).
 
-``suite.report`` renders what this module computes (tables, figures, markdown) and decides
-nothing; ``suite.claims`` re-exports the claims API. Each rule is written once, here, in the
+``suite.findings.report`` renders what this module computes (tables, figures, markdown) and decides
+nothing; ``suite.findings.claims`` re-exports the claims API. Each rule is written once, here, in the
 docstring of the function that applies it; :func:`rules_markdown` prints those docstrings (with
 the margins filled in from the constants below) under "How each finding is decided".
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import re
 import statistics
 import tempfile
 from collections import defaultdict
@@ -126,9 +125,6 @@ class SweepData:
         return [r for r in self.runs if r.finished]
 
 
-_NAME = re.compile(
-    r"^(?P<task>.+)-T(?P<T>\d+)-(?P<cell>simple_rnn|irnn|lstm|gru)-(?P<clip>.+)-s(?P<seed>\d+)$"
-)
 CURVES = ("val_loss_ratio", "grad_norm", "grad_norm_max", "clip_fraction")
 
 
@@ -136,9 +132,9 @@ def _params_of(run) -> dict:
     """A run's params; for a run that crashed before logging them, parsed from its name."""
     p = dict(run.data.params)
     if "task" not in p:
-        m = _NAME.match(run.info.run_name or "")
-        if m:
-            p.update(task=m["task"], seq_len=m["T"], cell=m["cell"], clip=m["clip"], seed=m["seed"])
+        from tracking.layout import parse_run_name
+
+        p.update(parse_run_name(run.info.run_name) or {})
     return p
 
 
@@ -154,7 +150,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     import mlflow
 
     from tasks import get_task
-    from tracking.mlflow_runs import (
+    from tracking import (
         KIND_TAG,
         PARENT_TAG,
         STATUS_TAG,

@@ -7,7 +7,7 @@ host waits only in ``sync()`` (end of a timed window) and reads the window at ev
 The trained values go back into the Keras variables in ``finish()``.
 
 :func:`member_functions` holds the pure per-model functions; :class:`JaxStepper` jits them
-for one model, ``suite.population`` vmaps them over many.
+for one model, ``suite.core.population`` vmaps them over many.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from suite.steps import (
+from suite.core.steps import (
     WINDOW_FIELDS,
     Window,
     clip_fired,

@@ -1,7 +1,7 @@
 """The report: render a sweep's findings as ``report.md`` + PNG figures.
 
 This module draws and formats only: every number and sentence it prints (solve table entries,
-verdict, claims, the rules behind them) comes from :mod:`suite.analysis`.
+verdict, claims, the rules behind them) comes from :mod:`suite.findings.analysis`.
 
 Example:
     >>> data = load_sweep("sqlite:///mlflow.db", "rnnbench")        # doctest: +SKIP
@@ -14,7 +14,7 @@ import math
 import statistics
 from pathlib import Path
 
-from suite.analysis import (  # noqa: F401  (re-exported: the report's API)
+from suite.findings.analysis import (  # noqa: F401  (re-exported: the report's API)
     CELL_ORDER,
     RunInfo,
     SweepData,
@@ -169,14 +169,21 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(
+    _save(
+        fig,
+        path,
         "Solve rate vs sequence length, counted runs, 95 % Wilson intervals (colour/marker: cell, "
         "line style: clip; offsets only for legibility)",
         fontsize=9,
     )
+
+
+def _save(fig, path: Path, title: str, fontsize: int = 10) -> None:
+    """Title the figure, lay it out, write it to ``path`` and free it."""
+    fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _plt().close(fig)
 
 
 def fig_learning_curves(data: SweepData, path: Path) -> None:
@@ -214,13 +221,12 @@ def fig_learning_curves(data: SweepData, path: Path) -> None:
         ax.set_ylabel("val loss / baseline")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(
+    _save(
+        fig,
+        path,
         f"Learning curves (first seed); 1.0 = the trivial baseline; x = diverged (drawn at {CURVE_CAP:g})",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def fig_gradient_decay(data: SweepData, path: Path) -> None:
@@ -236,7 +242,7 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
     )
 
     def median_profile(runs):
-        # copy's recall positions cut off, floored zeros as gaps (suite.analysis.trimmed_profile)
+        # copy's recall positions cut off, floored zeros as gaps (suite.findings.analysis.trimmed_profile)
         profs = [
             trimmed_profile(r.profile_first, r.task, r.seq_len, r.input_length)
             for r in runs
@@ -282,14 +288,13 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
     for row in axes:
         if any(ax.get_legend_handles_labels()[0] for ax in row):
             row[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(
+    _save(
+        fig,
+        path,
         "Gradient reaching step t at the first evaluation (median over runs, longest T per task; "
         "copy: recall positions left out)",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def fig_exploding(data: SweepData, path: Path) -> None:
@@ -336,10 +341,9 @@ def fig_exploding(data: SweepData, path: Path) -> None:
     a2.set_ylabel("share of steps where clipping fired")
     a2.set_ylim(0, 1.05)
     a2.legend(fontsize=8)
-    fig.suptitle("Exploding gradients: pre-clip norms and how often clipping fired", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(
+        fig, path, "Exploding gradients: pre-clip norms and how often clipping fired", fontsize=10
+    )
 
 
 FIGURES = {
@@ -434,7 +438,7 @@ def onnx_section(data: SweepData) -> str | None:
     """The ONNX exports table (latest export per task@T), when exports exist."""
     import mlflow
 
-    from tracking.mlflow_runs import KIND_TAG, WINNER_STATUS_TAG, all_runs
+    from tracking import KIND_TAG, WINNER_STATUS_TAG, all_runs
 
     client = mlflow.MlflowClient(data.tracking_uri)
     parent = client.get_run(data.parent_run_id)

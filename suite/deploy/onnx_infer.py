@@ -45,7 +45,7 @@ def resolve_model(model: str, tracking_uri: str | None = None) -> Path:
     if model.startswith(("models:/", "runs:/")):
         import mlflow
 
-        from tracking.mlflow_runs import resolve_tracking_uri, sqlite_path
+        from tracking import resolve_tracking_uri, sqlite_path
 
         uri = resolve_tracking_uri(tracking_uri)
         store = sqlite_path(uri)

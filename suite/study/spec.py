@@ -1,4 +1,4 @@
-"""Sweep specs: a TOML file (or a named preset shipped in ``suite/presets/``) -> a grid.
+"""Sweep specs: a TOML file (or a named preset shipped in ``suite/study/presets/``) -> a grid.
 
 A spec lists tasks, seq_lens, cells, clips and seeds, the shared training settings of
 ``rnnbench train`` under ``[train]``, and per-task overrides under ``[overrides.TASK]``
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+from suite.core.train import TrainConfig
 from suite.errors import UserError
-from suite.train import TrainConfig
 
 GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
 TOP_KEYS = ("name", "description", *GRID_KEYS, "train", "overrides")
@@ -55,12 +55,14 @@ class SpecError(UserError, ValueError):
 
 def preset_names() -> list[str]:
     return sorted(
-        p.name[:-5] for p in resources.files("suite.presets").iterdir() if p.name.endswith(".toml")
+        p.name[:-5]
+        for p in resources.files("suite.study.presets").iterdir()
+        if p.name.endswith(".toml")
     )
 
 
 def preset_text(name: str) -> str:
-    path = resources.files("suite.presets") / f"{name}.toml"
+    path = resources.files("suite.study.presets") / f"{name}.toml"
     if not path.is_file():
         raise SpecError(
             f"Unknown preset {name!r}; presets: {', '.join(preset_names())}, or a path to a .toml file."

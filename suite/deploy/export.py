@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.errors import UserError
-from tracking.mlflow_runs import STATUS_TAG
+from tracking import STATUS_TAG
 
 PARITY_TOL = 1e-4  # max |ORT - Keras|, scaled by max(1, max |Keras output|)
 
@@ -47,7 +47,7 @@ class Candidate:
 def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
     import mlflow
 
-    from tracking.mlflow_runs import TRAINING_RUNS, all_runs
+    from tracking import TRAINING_RUNS, all_runs
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -153,8 +153,8 @@ def check_parity(model, session, task, seed: int = 0) -> dict:
 
 
 def measure_latency(model, session, task, repeats: int = 30) -> dict:
-    from suite.backend import compiled_forward
-    from suite.onnx_infer import time_call
+    from suite.core.backend import compiled_forward
+    from suite.deploy.onnx_infer import time_call
 
     keras_fn = compiled_forward(model)
     out = {}
@@ -179,11 +179,10 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     import mlflow
     import onnxruntime as ort
 
-    from suite import __version__
-    from suite.backend import configure
-    from suite.onnx_build import OPSET, build_onnx
+    from suite.core.backend import configure
+    from suite.deploy.onnx_build import OPSET, build_onnx
     from tasks import get_task
-    from tracking.mlflow_runs import (
+    from tracking import (
         BACKEND_TAG,
         CELL_TAG,
         CLIP_TAG,
@@ -192,6 +191,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         TASK_TAG,
         WINNER_STATUS_TAG,
     )
+    from tracking.logger import package_version
 
     configure(backend=cand.backend)
     task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
@@ -209,7 +209,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         "clip": cand.clip,
         "run_id": cand.run_id,
         "status": cand.status,
-        "rnnbench_version": __version__,
+        "rnnbench_version": package_version(),
         "task_options": json.dumps(task.options),
         "output_kind": task.output_kind,
         "input_dim": task.input_dim,

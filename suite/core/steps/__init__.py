@@ -1,6 +1,6 @@
 """The train step: one interface, one implementation per Keras backend.
 
-``train()`` (``suite.train``) drives a :class:`Stepper` and never touches backend code:
+``train()`` (``suite.core.train``) drives a :class:`Stepper` and never touches backend code:
 
     train_step(x, y)   one optimizer step on a batch; no host sync (results stay on device)
     sync()             wait for the queued steps (the loop's timer stops after it)
@@ -110,10 +110,10 @@ class Stepper(Protocol):
 def make_stepper(backend: str, model, task, optimizer, loss_fn, clip) -> Stepper:
     """The stepper for ``backend`` (``tensorflow`` or ``jax``), built for this model."""
     if backend == "jax":
-        from suite.steps.jax_step import JaxStepper
+        from suite.core.steps.jax_step import JaxStepper
 
         return JaxStepper(model, task, optimizer, loss_fn, clip)
-    from suite.steps.tf_step import TFStepper
+    from suite.core.steps.tf_step import TFStepper
 
     return TFStepper(model, task, optimizer, loss_fn, clip)
 

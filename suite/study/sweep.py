@@ -3,7 +3,7 @@
 - Resume (default): a config whose ``rnnbench.config_hash`` already has a FINISHED run in
   the experiment is skipped; runs left RUNNING by a crash or kill are marked KILLED and
   re-run. The parent run of an earlier attempt at the same grid is reused.
-- Local executor: ``workers`` long-lived worker processes (``suite.worker``, see
+- Local executor: ``workers`` long-lived worker processes (``suite.study.worker``, see
   ``LocalPool``), TensorFlow's threads split so they don't oversubscribe the cores. Each
   worker writes its own runs to the store (sqlite takes the few concurrent writes; see
   README). A worker that crashes fails only its run.
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from suite.core.train import TrainConfig
 from suite.errors import UserError
-from suite.spec import SweepSpec
-from suite.train import TrainConfig
-from suite.worker import MARK
-from tracking.mlflow_runs import (
+from suite.study.spec import SweepSpec
+from suite.study.worker import MARK
+from tracking import (
     BACKEND_TAG,
     ERROR_TAG,
     HASH_TAG,
@@ -96,6 +96,35 @@ def plan_sweep(
     return SweepPlan(spec, grid, done, stale, parent)
 
 
+def dry_run(
+    spec: SweepSpec, tracking_uri: str, experiment: str, resume: bool = True, population: int = 1
+) -> list[str]:
+    """What ``rnnbench sweep --dry-run`` prints: one line per config (run, or skip when it
+    already has a FINISHED run), then a summary line. Reads the store; never creates one.
+
+    Args:
+        population: members per population (1: every run alone), as ``plan_jobs`` groups them.
+    """
+    from tracking import sqlite_path
+
+    store = sqlite_path(tracking_uri)
+    done: dict = {}
+    if store is None or store.exists():
+        done = plan_sweep(spec, tracking_uri, experiment, resume=resume).done
+    grid = spec.grid()
+    lines = [
+        f"{'skip (finished)' if c.config_hash() in done else 'run':16} {c.run_name}" for c in grid
+    ]
+    todo = [c for c in grid if c.config_hash() not in done]
+    units = plan_jobs(todo, population)
+    pops = [u for u in units if len(u) > 1]
+    how = f" as {len(units)} jobs ({len(pops)} populations of up to {population})" if pops else ""
+    lines.append(
+        f"{len(grid)} configs; {len(done)} finished (skipped on resume); {len(todo)} to run{how}"
+    )
+    return lines
+
+
 def check_executor(executor: str, ray_address: str | None, tracking_uri: str) -> None:
     if executor not in ("local", "ray"):
         raise UserError(f"Unknown --executor {executor!r}; choose local or ray.")
@@ -142,13 +171,13 @@ class LocalPool:
         self._logs.cleanup()
 
     def _spawn(self, slot: int) -> subprocess.Popen:
-        from suite.backend import CPUS_ENV
+        from suite.core.backend import CPUS_ENV
 
         log = open(self.log_dir / f"worker{slot}.log", "ab")
         cmd = [
             sys.executable,
             "-m",
-            "suite.worker",
+            "suite.study.worker",
             "--threads",
             str(self.threads),
             "--device",
@@ -158,7 +187,7 @@ class LocalPool:
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         cpus = self._cpus(slot)
-        if cpus:  # JAX on a CPU: the worker pins itself to its cores (suite.backend)
+        if cpus:  # JAX on a CPU: the worker pins itself to its cores (suite.core.backend)
             env[CPUS_ENV] = ",".join(map(str, sorted(cpus)))
         # No preexec_fn (unsafe while the pool's threads run): the worker sets its own
         # parent-death signal and CPU affinity when it starts.
@@ -232,7 +261,7 @@ class LocalPool:
                 on_done(job, result)
             if proc is not None and proc.poll() is None:
                 if used:
-                    proc.stdin.close()  # the worker exits at once (see suite.worker.main)
+                    proc.stdin.close()  # the worker exits at once (see suite.study.worker.main)
                 else:
                     proc.kill()  # still warming up, never given a job: nothing to lose
                 proc.wait()
@@ -282,7 +311,7 @@ def _tail(path: Path) -> str:
 def _run_ray(jobs, ray_address, device, on_start, on_done) -> None:
     import ray
 
-    from suite.worker import run_job
+    from suite.study.worker import run_job
 
     if not ray.is_initialized():
         ray.init(
@@ -348,7 +377,7 @@ def plan_jobs(todo: list[TrainConfig], population: int = 1) -> list[list[TrainCo
     configs without a FINISHED run, so a killed population reruns just its unfinished members."""
     if population <= 1:
         return [[c] for c in todo]
-    from suite.population import split_populations
+    from suite.core.population import split_populations
 
     return split_populations(todo, population)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from suite.train import TrainCallbacks
+from suite.core.train import TrainCallbacks
 
 
 class TrainProgress(TrainCallbacks):

@@ -1,6 +1,6 @@
 """The six claims the suite exists to test (the README's "Report" section).
 
-The rules live in :mod:`suite.analysis`, with every other finding of the report (one copy of
+The rules live in :mod:`suite.findings.analysis`, with every other finding of the report (one copy of
 each rule); this module is the claims API kept for callers:
 
 - ``SUPPORTED``: every clause of the claim that the data can test holds;
@@ -9,14 +9,14 @@ each rule); this module is the claims API kept for callers:
 - ``NOT TESTABLE``: the data cannot decide (the evidence says why).
 
 Example:
-    >>> from suite.report import load_sweep                        # doctest: +SKIP
+    >>> from suite.findings.report import load_sweep                        # doctest: +SKIP
     >>> for c in check_claims(load_sweep("sqlite:///mlflow.db", "rnnbench")):  # doctest: +SKIP
     ...     print(c.number, c.finding, c.evidence)
 """
 
 from __future__ import annotations
 
-from suite.analysis import (
+from suite.findings.analysis import (
     CLAIMS,
     GATED,
     MIXED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from suite.steps import (
+from suite.core.steps import (
     WINDOW_FIELDS,
     Window,
     clip_fired,

@@ -1,6 +1,6 @@
 """A sweep worker: trains the configs it is sent, one at a time, each in its own MLflow run.
 
-Local sweeps start ``python -m suite.worker --threads N --device D --backend B`` processes that read one
+Local sweeps start ``python -m suite.study.worker --threads N --device D --backend B`` processes that read one
 JSON job per line on stdin and answer one ``@@rnnbench@@ {json}`` line on stdout per job.
 A worker that crashes (even a segfault) takes down only the job it was running; the sweep
 records that run as FAILED and starts a fresh worker. On Linux a worker dies with its sweep
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from suite.train import TrainCallbacks
+from suite.core.train import TrainCallbacks
 
 MARK = "@@rnnbench@@ "
 
@@ -42,15 +42,15 @@ def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict
     """
     import logging
 
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     first = job["configs"][0] if "configs" in job else job["config"]
     configure(device=device, threads=threads, backend=first.get("backend"))
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    from suite.train import TrainConfig
-    from tracking.mlflow_runs import run_and_log
+    from suite.core.train import TrainConfig
+    from suite.study.record import run_and_log
 
     if "configs" in job:
         return _run_population(job)
@@ -84,8 +84,8 @@ def _summary(config, run_id: str, r) -> dict:
 
 def _run_population(job: dict) -> dict:
     """A population job: ``{"configs": [...], "hashes": [...], ...}`` -> one summary per member."""
-    from suite.train import TrainConfig
-    from tracking.mlflow_runs import run_population_and_log
+    from suite.core.train import TrainConfig
+    from suite.study.record import run_population_and_log
 
     configs = [TrainConfig(**c) for c in job["configs"]]
     try:
@@ -138,14 +138,14 @@ def warm_up(threads: int | None, device: str, backend: str | None = None) -> Non
     seconds (TensorFlow, Keras, MLflow imports) overlap with the parent's instead of
     adding to every sweep's wall time.
     """
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(device=device, threads=threads, backend=backend)
     import keras  # noqa: F401
     import mlflow  # noqa: F401
 
-    import suite.train  # noqa: F401
-    import tracking.mlflow_runs  # noqa: F401
+    import suite.core.train  # noqa: F401
+    import suite.study.record  # noqa: F401
 
 
 def main() -> None:

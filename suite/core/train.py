@@ -7,7 +7,7 @@ step: forward, loss, gradients, the pre-clip global gradient norm, whether clipp
 fired, the Keras optimizer update (which does the clipping), and the window
 accumulators. The host reads those accumulators only at eval points, where the
 expensive diagnostic, the gradient-through-time profile ‖∂L/∂x_t‖, is computed too.
-The step itself is backend code (``suite.steps``: TensorFlow or JAX, ``backend``); this
+The step itself is backend code (``suite.core.steps``: TensorFlow or JAX, ``backend``); this
 loop, and everything downstream of it, is the same for both.
 
 Time-to-target counts train steps (data generation included), not evaluation,
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from suite.backend import check_backend, default_backend
-from suite.clipping import parse_clip
-from suite.models import check_cell
+from suite.core.backend import check_backend, default_backend
+from suite.core.clipping import parse_clip
+from suite.core.models import check_cell
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 DIVERGENCE_FACTOR = 1000.0  # loss above this multiple of the baseline ends the run as diverged
@@ -107,7 +107,9 @@ class TrainConfig:
     @property
     def run_name(self) -> str:
         """``{task}-T{seq_len}-{cell}-{clip}-s{seed}``, the MLflow run name."""
-        return f"{self.task}-T{self.seq_len}-{self.cell}-{self.clip_spec}-s{self.seed}"
+        from tracking.layout import run_name
+
+        return run_name(self.task, self.seq_len, self.cell, self.clip_spec, self.seed)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -192,6 +194,26 @@ class TrainCallbacks:
         """An evaluation: its metrics and the ‖∂L/∂x_t‖ profile."""
 
 
+class CallbackList(TrainCallbacks):
+    """Several ``TrainCallbacks`` called in order (``None`` entries are skipped), as
+    ``keras.callbacks.CallbackList`` does."""
+
+    def __init__(self, callbacks) -> None:
+        self.callbacks = [c for c in callbacks if c is not None]
+
+    def on_start(self, config, task, model) -> None:
+        for c in self.callbacks:
+            c.on_start(config, task, model)
+
+    def on_steps(self, step: int) -> None:
+        for c in self.callbacks:
+            c.on_steps(step)
+
+    def on_eval(self, record) -> None:
+        for c in self.callbacks:
+            c.on_eval(record)
+
+
 def grad_decay_slope(profile: np.ndarray) -> float:
     """Slope of log10 ‖∂L/∂x_t‖ per 100 steps of distance from the loss (last step).
 
@@ -247,11 +269,11 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
         A ``TrainResult``; divergence is a result (``status="diverged"``), not an error.
     """
     config.validate()
-    from suite.backend import configure
+    from suite.core.backend import configure
 
     configure(backend=config.backend)
-    from suite.models import build_model
-    from suite.steps import make_stepper
+    from suite.core.models import build_model
+    from suite.core.steps import make_stepper
     from tasks import get_task
 
     task = get_task(config.task, seq_len=config.seq_len, **config.task_options)

@@ -1,0 +1,60 @@
+"""The architecture as tests: which package may import which (``suite/__init__.py`` draws it)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# package -> the rnnbench packages it may import (besides itself)
+ALLOWED = {
+    "tasks": set(),
+    "tracking": set(),
+    "suite.core": {"tasks", "tracking", "suite.errors"},
+    "suite.study": {"tasks", "tracking", "suite.errors", "suite.core"},
+    "suite.findings": {"tasks", "tracking", "suite.errors"},
+    "suite.deploy": {"tasks", "tracking", "suite.errors", "suite.core"},
+}
+OURS = ("suite", "tasks", "tracking")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every rnnbench module a file imports (at the top or inside a function)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return {m for m in out if m.split(".")[0] in OURS}
+
+
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "suite" else parts[0]
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_layer_imports_only_the_layers_below_it(package):
+    folder = ROOT / package.replace(".", "/")
+    bad = []
+    for path in sorted(folder.rglob("*.py")):
+        for mod in _imports(path):
+            target = _package_of(mod)
+            if target != package and target not in ALLOWED[package]:
+                bad.append(f"{path.relative_to(ROOT)} imports {mod}")
+    assert not bad, "layering broken:\n" + "\n".join(bad)
+
+
+def test_importing_tracking_loads_nothing_from_suite():
+    code = (
+        "import sys, tracking, tracking.layout, tracking.logger, tracking.store\n"
+        "print(sorted(m for m in sys.modules if m == 'suite' or m.startswith('suite.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -1,0 +1,70 @@
+"""Where runs are stored: the tracking URI, resolved and checked before any work starts."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in the working dir
+REACH_TIMEOUT_S = 5.0  # an unreachable server is reported well within 10 s
+
+
+class TrackingError(Exception):
+    """The tracking store cannot be used (one-line message for the user)."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail fast (before any training) when the tracking store cannot be reached.
+
+    Raises:
+        TrackingError: naming the URI, the reason and how to fix it.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise TrackingError(
+                        f"tracking server {uri} answered HTTP {resp.status} on /health"
+                    )
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server at {uri} ({reason}); start one with "
+                "`mlflow server --host 127.0.0.1 --port 5000` or drop --tracking-uri to use "
+                f"{DEFAULT_TRACKING_URI}"
+            ) from None
+    elif parsed.scheme == "sqlite":
+        path = sqlite_path(uri)
+        if path and str(path) != ":memory:":
+            parent = path.expanduser().resolve().parent
+            if not parent.is_dir():
+                raise TrackingError(
+                    f"the folder of the sqlite store {uri} does not exist ({parent}); create it "
+                    "or use another --tracking-uri"
+                )
+    elif parsed.scheme in ("", "file"):
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise TrackingError(
+                f"the tracking URI {uri!r} is a file store, which MLflow 3 keeps in maintenance "
+                "mode (it refuses it); use --tracking-uri sqlite:///mlflow.db (the default), or "
+                "set MLFLOW_ALLOW_FILE_STORE=true to use the folder anyway"
+            )
+    elif parsed.scheme not in ("databricks", "postgresql", "mysql", "mssql"):
+        raise TrackingError(
+            f"unsupported tracking URI {uri!r}; use sqlite:///PATH.db, http://HOST:PORT or a folder"
+        )
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` tracking URI; ``None`` for any other URI."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
