@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import statistics
 import tempfile
 from collections import defaultdict
@@ -270,7 +271,11 @@ def fisher_greater(k1: int, n1: int, k2: int, n2: int) -> float:
 def improved(k_better: int, n_better: int, k_worse: int, n_worse: int) -> tuple[bool, float]:
     """Clipping "helped" when a share of counted runs (solved, or not diverged) with it beats
     the share without it by at least {HELP_MARGIN:.0%} (percentage points) AND a one-sided
-    Fisher exact test (hypergeometric tail) gives p < {FISHER_P}. Returns (helped, p)."""
+    Fisher exact test (hypergeometric tail) gives p < {FISHER_P}.
+
+    Returns:
+        ``(helped, p)``.
+    """
     if not n_better or not n_worse:
         return False, math.nan
     p = fisher_greater(k_better, n_better, k_worse, n_worse)
@@ -720,7 +725,7 @@ def claim4(data: SweepData) -> Claim:
     """Claim 4 (gated cells still see spikes; clipping can still help them). Spikes: more
     than half of the unclipped LSTM/GRU runs spike (spike_ratio). Helped: for at least one
     clip setting, the gated runs' share not diverged or share solved beats the unclipped
-    runs' by the "helped" rule (improved). Clauses combined as in _combine."""
+    runs' by the "helped" rule. Clauses combined as in _combine."""
     fin = [r for r in data.finished if r.cell in GATED]
     none = [r for r in fin if r.clip == "none"]
     clipped = [r for r in fin if r.clip != "none"]
@@ -766,7 +771,7 @@ def claim5(data: SweepData) -> Claim:
     adding, IRNN's longest T solved (best clip setting) is >= LSTM's and > tanh SimpleRNN's;
     NOT TESTABLE when neither IRNN nor LSTM solved any length. Needs clipping: for at least
     one clip setting, IRNN's share of adding runs not diverged beats the unclipped runs' by the
-    "helped" rule (improved). Clauses combined as in _combine."""
+    "helped" rule. Clauses combined as in _combine."""
     fin = [r for r in data.finished if r.task == "adding"]
     rows = [r for r in fin if r.cell in ("irnn", "lstm", "simple_rnn")]
     cells = {r.cell for r in fin}
@@ -880,9 +885,10 @@ def check_claims(data: SweepData) -> list[Claim]:
 
 
 def verdict(data: SweepData) -> list[str]:
-    """Sentences derived from the numbers, each naming its evidence: the same rules as the claims (outcome, longest, tanh_rescue, best_cells,
-    run_max_grad); no ranking of cells when no run solved; IRNN is compared per clip setting.
-    """
+    """Sentences derived from the numbers, each naming its evidence, by the same rules as the
+    claims ("Solved, failed, undecided", tanh_rescue, run_max_grad; a cell's longest T solved
+    takes its best clip setting); cells are ranked by share of counted runs solved, and not
+    at all when no run solved; IRNN is compared per clip setting."""
     out: list[str] = []
     fin = data.finished
     if not fin:
@@ -1029,7 +1035,9 @@ def verdict(data: SweepData) -> list[str]:
 
 
 def _doc(fn) -> str:
-    text = " ".join(inspect.getdoc(fn).replace("``", "`").split())
+    """A function's docstring up to its Args/Returns sections, on one line, margins filled in."""
+    text = re.split(r"\n\s*(?:Args|Returns|Raises|Example):", inspect.getdoc(fn))[0]
+    text = " ".join(text.replace("``", "`").split())
     return text.format(**{k: v for k, v in globals().items() if k.isupper()})
 
 
@@ -1053,5 +1061,13 @@ RULE_FUNCTIONS = {
 
 
 def rules() -> dict[str, str]:
-    """Name -> the rule, as written in its function's docstring (margins filled in)."""
-    return {name: _doc(fn) for name, fn in RULE_FUNCTIONS.items()}
+    """Name -> the rule, as written in its function's docstring (margins filled in; a rule
+    that cites another rule's function names that rule's title instead)."""
+    titles = {fn.__name__: t for t, fn in RULE_FUNCTIONS.items() if "_" in fn.__name__}
+    names = "|".join(map(re.escape, titles))
+    cited = re.compile(rf"\(({names})\)|\b({names})\b")
+
+    def by_title(m: re.Match) -> str:
+        return f'(rule "{titles[m[1]]}")' if m[1] else f'"{titles[m[2]]}"'
+
+    return {name: cited.sub(by_title, _doc(fn)) for name, fn in RULE_FUNCTIONS.items()}
