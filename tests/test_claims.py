@@ -310,15 +310,15 @@ def test_nothing_solved_leaves_claims_2_and_6_untestable_and_no_ranking(sqlite_u
 
 
 def test_report_prints_claims_and_rules(sqlite_uri, tmp_path):
-    from suite.findings.analysis import HELP_MARGIN, SPIKE_RATIO
+    from suite.findings.analysis import CLAIMS, HELP_MARGIN, SPIKE_RATIO
     from suite.findings.report import write_report
 
     data = _sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")], name="md")
     md = write_report(data, tmp_path, log_to_mlflow=False).read_text()
     table = md.split("## Claims")[1].split("## Solve table")[0]
-    assert table.count("**NOT TESTABLE**") == 6  # one cell, no clipping: nothing can be tested
+    assert table.count("**NOT TESTABLE**") == len(CLAIMS)  # one cell, no clipping: nothing testable
     rules = md.split("## How each finding is decided")[1]
-    for n in range(1, 7):
+    for n in CLAIMS:
         assert f"**Claim {n}.**" in rules
     assert f">= {SPIKE_RATIO:g}" in rules and f"at least {HELP_MARGIN:.0%}" in rules
     assert "{" not in rules  # every margin filled in
@@ -378,3 +378,37 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
     parent = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'sweep'")[0]
     names = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/solve_rate.png"} <= names
+
+
+# ----- claims 7 and 8 (orthogonal RNN vs tanh, chrono vs default LSTM) ---------------------
+
+
+@pytest.mark.parametrize(
+    "number, cell, rival", [(7, "ortho_rnn", "simple_rnn"), (8, "chrono_lstm", "lstm")]
+)
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claims_7_and_8(sqlite_uri, number, cell, rival, expected):
+    # adding: both solve T = 10; at T = 20 the cell solves and the rival does (not)
+    rival_20 = {"SUPPORTED": ("unsolved",), "REFUTED": ("solved",), "MIXED": ("unsolved",),
+                "NOT TESTABLE": ("unsolved", CAP)}[expected]  # fmt: skip
+    rows = [
+        ("adding", 10, cell, N, "solved"),
+        ("adding", 10, rival, N, "solved"),
+        ("adding", 20, cell, N, "solved"),
+        ("adding", 20, rival, N, *rival_20),
+        ("adding", 20, rival, C, "unsolved"),  # every clip setting of the rival counts
+    ]
+    if expected == "MIXED":  # on a second task the rival goes further
+        rows += [("copy", 10, cell, N, "unsolved"), ("copy", 10, rival, N, "solved")]
+    c = _claims(_sweep(sqlite_uri, rows))[number]
+    assert c.finding == expected, c.evidence
+    if expected == "SUPPORTED":
+        assert f"{cell} solved T = 20 that {rival} failed with every clip setting" in c.evidence
+    if expected == "NOT TESTABLE":
+        assert f"{rival} undecided or not run at T = 20" in c.evidence and c.excluded == 3
+
+
+def test_claims_7_and_8_need_both_cells(sqlite_uri):
+    f = _claims(_sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")]))
+    assert f[7].finding == f[8].finding == "NOT TESTABLE"
+    assert "needs ortho_rnn and simple_rnn runs" in f[7].evidence

@@ -1,4 +1,4 @@
-"""Every finding of the report, computed in one place: the verdict, the six claims, and the
+"""Every finding of the report, computed in one place: the verdict, the claims, and the
 statistics they share (groups, solved sets, longest T solved, curve statistics, incomplete runs,
 budget-limited failures, Wilson intervals, Fisher's exact test).
 
@@ -33,8 +33,8 @@ FINISHED = ("solved", "unsolved", "diverged")
 TIME_CAP = "max_seconds reached"  # rnnbench.stop_reason of a run ended by the training-time cap
 SOLVED, FAILED, UNDECIDED = "solved", "failed", "undecided"  # a configuration's outcome
 SUPPORTED, REFUTED, MIXED, UNTESTABLE = "SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"
-CELL_ORDER = ("simple_rnn", "irnn", "lstm", "gru")
-GATED = ("lstm", "gru")
+CELL_ORDER = ("simple_rnn", "irnn", "ortho_rnn", "lstm", "chrono_lstm", "gru")
+GATED = ("lstm", "chrono_lstm", "gru")
 
 WILSON_Z = 1.96  # 95 % Wilson score interval
 FISHER_P = 0.05  # one-sided Fisher exact test level
@@ -61,6 +61,9 @@ CLAIMS = {
     5: "IRNN (ReLU + identity) matches LSTM on the adding problem where tanh fails, but needs "
     "clipping to stay stable.",
     6: "None of this is universal: the outcome depends on the task.",
+    7: "A vanilla RNN whose recurrent matrix stays orthogonal solves lengths that tanh RNN "
+    "cannot, without gates.",
+    8: "Chrono initialisation lets LSTM solve longer T than its default init.",
 }
 
 
@@ -871,7 +874,66 @@ def claim6(data: SweepData) -> Claim:
     return _claim(6, finding, ev, fin)
 
 
-CLAIM_RULES = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5, 6: claim6}
+def beyond(data: SweepData, task: str, cell: str, rival: str) -> tuple[bool | None, str]:
+    """Whether ``cell`` goes further than ``rival`` on ``task``: the lengths ``cell`` solved
+    (best clip setting) that ``rival`` failed under every clip setting it ran. The clause holds
+    when there is such a length; it fails when ``cell`` solved no length beyond ``rival``'s
+    longest (or solved none while ``rival`` solved some); it is NOT TESTABLE when neither
+    solved any length of the task, or when ``rival``'s outcome at each length ``cell`` solved
+    beyond it is undecided (time-capped runs) or was not run."""
+    outs = outcomes(data)
+    Ls = sorted({T for (t, T, c, _) in outs if t == task and c in (cell, rival)})
+    won = {T for (t, T, c, _), o in outs.items() if (t, c) == (task, cell) and o.state == SOLVED}
+    L_cell, L_rival = longest(data, task, [cell]), longest(data, task, [rival])
+    head = f"{task}: {cell} {_fmt_T(L_cell)}, {rival} {_fmt_T(L_rival)}"
+    if not Ls or not (L_cell or L_rival):
+        return None, f"{head} (neither solved any length)"
+    rival_at = {
+        T: [o.state for (t, T2, c, _), o in outs.items() if (t, T2, c) == (task, T, rival)]
+        for T in Ls
+    }
+    beaten = sorted(T for T in won if rival_at[T] and all(s == FAILED for s in rival_at[T]))
+    if beaten:
+        return (
+            True,
+            f"{head}; {cell} solved T = {', '.join(map(str, beaten))} that {rival} failed with every clip setting",
+        )
+    open_ = sorted(T for T in won if T > L_rival and (not rival_at[T] or UNDECIDED in rival_at[T]))
+    if open_:
+        return None, f"{head}; {rival} undecided or not run at T = {', '.join(map(str, open_))}"
+    return False, f"{head}; {cell} solved no length that {rival} failed"
+
+
+def _beyond_claim(n: int, data: SweepData, cell: str, rival: str) -> Claim:
+    fin = data.finished
+    have = {r.cell for r in fin}
+    rows = [r for r in fin if r.cell in (cell, rival)]
+    if not {cell, rival} <= have:
+        return _claim(n, UNTESTABLE, f"needs {cell} and {rival} runs.", rows)
+    tasks = sorted(
+        {r.task for r in fin if r.cell == cell} & {r.task for r in fin if r.cell == rival}
+    )
+    finding, ev = _combine([(t, *beyond(data, t, cell, rival)) for t in tasks])
+    return _claim(n, finding, ev, rows)
+
+
+def claim7(data: SweepData) -> Claim:
+    """Claim 7 (an orthogonal vanilla RNN goes further than tanh SimpleRNN, without gates): on
+    every task both ran, ortho_rnn solves a length tanh SimpleRNN failed under every clip
+    setting (rule "Beyond", per task); combined over tasks as in _combine."""
+    return _beyond_claim(7, data, "ortho_rnn", "simple_rnn")
+
+
+def claim8(data: SweepData) -> Claim:
+    """Claim 8 (chrono initialisation lets LSTM go further): on every task both ran,
+    chrono_lstm solves a length the default-init LSTM failed under every clip setting (rule
+    "beyond", per task); combined over tasks as in _combine."""
+    return _beyond_claim(8, data, "chrono_lstm", "lstm")
+
+
+CLAIM_RULES = {
+    1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5, 6: claim6, 7: claim7, 8: claim8,
+}  # fmt: skip
 
 
 def check_claims(data: SweepData) -> list[Claim]:
@@ -1055,6 +1117,7 @@ RULE_FUNCTIONS = {
     "Combining clauses": _combine,
     "Clipping and tanh SimpleRNN": tanh_rescue,
     "Gating per task": gating_by_task,
+    "Beyond": beyond,
     **{f"Claim {n}": fn for n, fn in CLAIM_RULES.items()},
     "Verdict": verdict,
 }

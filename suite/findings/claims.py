@@ -1,4 +1,4 @@
-"""The six claims the suite exists to test (the README's "Report" section).
+"""The claims the suite exists to test (the README's "Report" section).
 
 The rules live in :mod:`suite.findings.analysis`, with every other finding of the report (one copy of
 each rule); this module is the claims API kept for callers:

@@ -35,10 +35,14 @@ from suite.findings.analysis import (  # noqa: F401  (re-exported: the report's 
 CELL_COLORS = {
     "simple_rnn": "tab:red",
     "irnn": "tab:orange",
+    "ortho_rnn": "tab:purple",
     "lstm": "tab:blue",
+    "chrono_lstm": "tab:cyan",
     "gru": "tab:green",
 }
-CELL_MARKERS = {"simple_rnn": "o", "irnn": "s", "lstm": "^", "gru": "D"}
+CELL_MARKERS = {
+    "simple_rnn": "o", "irnn": "s", "ortho_rnn": "v", "lstm": "^", "chrono_lstm": "P", "gru": "D",
+}  # fmt: skip
 LINESTYLES = ("-", "--", ":", "-.")
 CURVE_CAP = 10.0  # learning curves: val loss / baseline drawn up to this (diverged runs go to 1e30)
 NORM_CAP = 1e4  # exploding-gradient panel: pre-clip norms drawn up to this
@@ -150,8 +154,8 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
                 if pts:
                     xs, ys, lo, hi = zip(*pts, strict=True)
                     # small offsets keep overlapping lines (same solve rate) visible
-                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (_cell_key(cell) - 1.5)
-                    xj = [x * (1 + 0.02 * (_cell_key(cell) - 1.5 + i / 4)) for x in xs]
+                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (_cell_key(cell) - (len(CELL_ORDER) - 1) / 2)
+                    xj = [x * (1 + 0.02 * (_cell_key(cell) - (len(CELL_ORDER) - 1) / 2 + i / 4)) for x in xs]
                     ax.errorbar(
                         xj, [y + jitter for y in ys],
                         yerr=[[y - a for y, a in zip(ys, lo, strict=True)],
