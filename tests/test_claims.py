@@ -412,3 +412,49 @@ def test_claims_7_and_8_need_both_cells(sqlite_uri):
     f = _claims(_sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")]))
     assert f[7].finding == f[8].finding == "NOT TESTABLE"
     assert "needs ortho_rnn and simple_rnn runs" in f[7].evidence
+
+
+def test_beyond_is_untestable_when_neither_cell_solved_a_length(sqlite_uri):
+    rows = [("adding", 10, "ortho_rnn", N, "unsolved"), ("adding", 10, "simple_rnn", N, "unsolved")]
+    c = _claims(_sweep(sqlite_uri, rows))[7]
+    assert c.finding == "NOT TESTABLE" and "neither solved any length" in c.evidence
+
+
+def test_crashed_runs_only_make_every_claim_untestable(sqlite_uri):
+    """Runs that crashed before logging params (FAILED / KILLED): read back from their names,
+    counted as failed/killed, never as evidence."""
+    import mlflow
+
+    from suite.findings.analysis import verdict
+    from suite.findings.report import load_sweep
+
+    client = mlflow.MlflowClient(sqlite_uri)
+    exp_id = client.create_experiment("crash")
+    parent = client.create_run(exp_id, run_name="sweep-crash", tags={"rnnbench.kind": "sweep"})
+    pid = parent.info.run_id
+    for seed, end in ((0, "FAILED"), (1, "KILLED")):
+        run = client.create_run(
+            exp_id,
+            run_name=f"adding-T10-ortho_rnn-global_clipnorm=1-s{seed}",
+            tags={"mlflow.parentRunId": pid, "rnnbench.config_hash": f"h{seed}"},
+        )
+        client.set_terminated(run.info.run_id, end)
+    data = load_sweep(sqlite_uri, "crash")
+    assert {(r.task, r.seq_len, r.cell, r.clip, r.status) for r in data.runs} == {
+        ("adding", 10, "ortho_rnn", C, "failed"), ("adding", 10, "ortho_rnn", C, "killed")
+    }  # fmt: skip
+    claims = _claims(data)
+    assert {c.finding for c in claims.values()} == {"NOT TESTABLE"}
+    assert verdict(data) == ["No run finished, so the data supports no statement yet."]
+
+
+def test_verdict_warns_about_fewer_than_three_seeds_and_reads_final_gradient_norm(sqlite_uri):
+    from suite.findings.analysis import RunInfo, run_max_grad, verdict
+
+    data = _sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")], seeds=(0,))
+    assert verdict(data)[0].startswith("Only 1 seed(s) per configuration")
+    # no stepped gradient norms: the run's final grad_norm_max metric stands in
+    r = RunInfo("r", "adding", 10, "lstm", N, 0, "solved", {"grad_norm_max": 7.0})
+    assert run_max_grad(r) == 7.0
+    r.metrics = {}
+    assert math.isnan(run_max_grad(r))
