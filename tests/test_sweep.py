@@ -177,21 +177,31 @@ def test_two_workers_match_one_worker(tiny_sweep, tmp_path):
         assert one[name][1] == pytest.approx(two[name][1], rel=1e-5)
 
 
-def test_ray_executor_on_a_local_cluster(tmp_path):
+@pytest.mark.jax
+def test_ray_executor_trains_a_population_on_a_local_cluster(tmp_path):
+    """Ray receives a population (2 seeds of one config) as one task; each member is its own
+    finished child run of the sweep, tagged with the population's size."""
     pytest.importorskip("ray")
+    pytest.importorskip("jax")
     spec = TINY.replace('cells = ["simple_rnn", "gru"]', 'cells = ["simple_rnn"]')
-    (tmp_path / "r.toml").write_text(spec)
+    spec = spec.replace('clips = ["none", "global_clipnorm=1"]', 'clips = ["none"]')
+    (tmp_path / "r.toml").write_text(spec.replace("seeds = [0]", "seeds = [0, 1]"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = run_cli(
-        "sweep", "r.toml", "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path, timeout=400
-    )
+        "sweep", "r.toml", "--tracking-uri", uri, "--executor", "ray",
+        "--backend", "jax", "--population", "2", cwd=tmp_path, timeout=400,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     runs = _runs(uri)
     parent = [r for r in runs if r.data.tags.get("rnnbench.kind") == "sweep"][0]
     children = _children(runs)
-    assert len(children) == 2
+    assert sorted(r.info.run_name for r in children) == [
+        "adding-T6-simple_rnn-none-s0", "adding-T6-simple_rnn-none-s1"
+    ]  # fmt: skip
     assert all(r.info.status == "FINISHED" for r in children)
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.data.tags.get("rnnbench.population") == "2" for r in children)
+    assert all(r.data.params["backend"] == "jax" for r in children)
 
 
 def test_show_prints_the_preset():
