@@ -58,3 +58,18 @@ def test_importing_tracking_loads_nothing_from_suite():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize(
+    "task, T, cell, clip, seed",
+    [("adding", 50, "irnn", "global_clipnorm=1", 0), ("delayed_recall", 7, "simple_rnn", "clipvalue=0.1", 12),
+     ("copy", 10, "chrono_lstm", "none", 3)],
+)  # fmt: skip
+def test_run_names_read_back(task, T, cell, clip, seed):
+    from tracking.layout import parse_run_name, run_name
+
+    name = run_name(task, T, cell, clip, seed)
+    assert parse_run_name(name) == {
+        "task": task, "seq_len": str(T), "cell": cell, "clip": clip, "seed": str(seed)
+    }  # fmt: skip
+    assert parse_run_name("sweep-quick") is None
