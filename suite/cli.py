@@ -17,7 +17,7 @@ import typer
 from suite.core.models import CELLS
 from suite.core.train import TrainConfig
 from suite.errors import UserError
-from tasks import TASK_NAMES
+from tasks import TASK_NAMES, canonical_options
 from tracking.layout import DEFAULT_EXPERIMENT
 from tracking.store import TrackingError
 
@@ -141,10 +141,24 @@ def tasks_cmd(
         int, typer.Option("--seq-len", "-T", help="Sequence length T used for the baselines.")
     ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="Task option KEY=VALUE for the tasks that have it, e.g. -o num_recall=5.",
+        ),
+    ] = None,
 ) -> None:
     """List the tasks: input width, output kind, loss, baseline at T, solved criterion."""
     from tasks import TASK_NAMES, TASKS
 
+    options = _parse_options(option)
+    known = {n: {f.name for f in dataclasses.fields(TASKS[n])} - {"seq_len"} for n in TASK_NAMES}
+    unknown = sorted(k for k in options if not any(k in names for names in known.values()))
+    if unknown:
+        allowed = sorted(set().union(*known.values()))
+        raise UserError(f"Unknown task option(s) {unknown}; options: {', '.join(allowed)}.")
     if seq_len < 1:
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
     too_short = [
@@ -152,7 +166,10 @@ def tasks_cmd(
     ]
     if too_short:
         raise UserError(f"--seq-len {seq_len} is below the minimum of: {', '.join(too_short)}.")
-    rows = [_task_or_error(n, seq_len).describe() for n in TASK_NAMES]
+    rows = [
+        _task_or_error(n, seq_len, **{k: v for k, v in options.items() if k in known[n]}).describe()
+        for n in TASK_NAMES
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -268,7 +285,7 @@ def train_cmd(
         max_seconds=max_seconds,
         eval_every=eval_every,
         seed=seed,
-        task_options=_parse_options(option),
+        task_options=canonical_options(task, _parse_options(option)),
         backend=_backend_or_error(backend),
     )
     try:

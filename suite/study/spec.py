@@ -37,6 +37,7 @@ from pathlib import Path
 
 from suite.core.train import TrainConfig
 from suite.errors import UserError
+from tasks import canonical_options
 
 GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
 TOP_KEYS = ("name", "description", *GRID_KEYS, "train", "overrides")
@@ -125,7 +126,7 @@ class SweepSpec:
                     cell=cell,
                     clip=clip,
                     seed=seed,
-                    task_options=dict(options),
+                    task_options=canonical_options(task, options),
                     **settings,
                 )
                 try:
