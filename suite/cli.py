@@ -352,10 +352,25 @@ def sweep_cmd(
             "population of up to N (JAX backend). auto: 64 for JAX on a GPU, off elsewhere."
         ),
     ] = "auto",
+    critical: Annotated[
+        bool | None,
+        typer.Option(
+            "--critical/--no-critical",
+            help="--critical: find each task x cell x clip's critical length instead of running "
+            "the whole grid: bisect T over the spec's seq_lens (at least two per task; solving "
+            "assumed monotone in T), all seeds at each probed T, solved when at least half the "
+            "seeds are. Each round probes every open bracket's midpoint as one batch of runs; "
+            "a bracket ends at adjacent lengths (longest solved, shortest failed) or at an "
+            "undecided probe. `rnnbench report` adds a Critical length table and figure. "
+            "[default: the spec's `critical = true`, else off]",
+        ),
+    ] = None,
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
 
     Resumable: run the same command again after a crash, kill or Ctrl-C to finish the rest.
+    With --critical, bisect T instead (how long can each cell go?): only the probed lengths
+    are trained, and a rerun replays the bisection from the finished runs.
     """
     from suite.study.spec import load_spec
     from suite.study.sweep import check_executor, default_workers
@@ -367,6 +382,11 @@ def sweep_cmd(
     if show:
         print(sweep_spec.source, end="")
         return
+    critical = sweep_spec.critical if critical is None else critical
+    if critical:
+        from suite.study.critical import make_brackets
+
+        brackets = make_brackets(sweep_spec)  # a spec with one length per task: exit 2
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}.")
@@ -383,12 +403,27 @@ def sweep_cmd(
 
     console = Console(stderr=True)
     grid = sweep_spec.grid()
+    if critical:
+        from suite.study.critical import probe_configs
+
+        configs = probe_configs(sweep_spec)
+        grid = [c for b in brackets for c in configs[b.next_probe()]]  # the first round
     if dry_run:
         _quiet_mlflow()
         from suite.study.sweep import dry_run as plan_lines
 
-        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size)))
+        if critical:
+            from suite.study.critical import plan_text
+
+            print("\n".join(plan_text(sweep_spec, brackets)))
+            print("round 1:")
+        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size, grid=grid)))
         return
+    if critical:
+        return _critical_sweep(
+            sweep_spec, spec, uri, experiment, workers, executor, ray_address, device,
+            console, pop_size, resume, brackets, len(grid), tracking_uri, backend,
+        )  # fmt: skip
 
     import contextlib
 
@@ -675,6 +710,78 @@ def perf_cmd(
     print(
         f"\nWritten: {path} and {path.parent / 'perf.json'}; logged to experiment rnnbench-perf at {uri}"
     )
+
+
+def _critical_sweep(
+    sweep_spec, spec, uri, experiment, workers, executor, ray_address, device, console,
+    pop_size, resume, brackets, first_round, tracking_uri, backend,
+) -> None:  # fmt: skip
+    """``rnnbench sweep --critical``: bisect T round by round (suite.study.critical)."""
+    import contextlib
+    import functools
+
+    from suite.findings.critical import critical_rows, probe_outcomes
+    from suite.study.critical import max_rounds, run_critical
+    from suite.study.sweep import LocalPool
+
+    local = executor == "local"
+    pool_ctx = (  # later rounds probe no more brackets than the first: its workers stay warm
+        LocalPool(min(workers, first_round), device, sweep_spec.backend, keep_warm=True)
+        if local
+        else None
+    )
+    with pool_ctx or contextlib.nullcontext() as pool:
+        _quiet_mlflow()
+        rounds = max(max_rounds(len(b.lens)) for b in brackets)
+        console.print(
+            f"[bold]sweep {sweep_spec.name} --critical[/]: {len(brackets)} brackets (task x cell x "
+            f"clip), at most {rounds} rounds, {len(sweep_spec.seeds)} seeds per probe, on "
+            f"{min(workers, first_round) if local else 'Ray'}{' workers' if local else ''} "
+            f"({sweep_spec.backend}) -> {uri} (experiment {experiment!r})"
+        )
+        judge = functools.partial(probe_outcomes, uri, experiment)
+        outcome = run_critical(
+            sweep_spec, uri, experiment, judge, workers, executor, ray_address, device,
+            console, pool, pop_size, resume,
+        )  # fmt: skip
+    if outcome.interrupted:
+        console.print(
+            f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec} --critical"
+            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+            + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
+            + (f" --backend {backend}" if backend else "")
+        )
+        raise typer.Exit(130)
+    rows = critical_rows(uri, outcome.parent_run_id) if outcome.parent_run_id else None
+    _print_critical(rows or [], sweep_spec.name)
+    print(
+        f"parent run {outcome.parent_run_id}; {outcome.rounds} rounds; "
+        f"{outcome.trained} runs trained now; failed runs: {len(outcome.failed)}"
+    )
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _print_critical(rows, name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from suite.findings.critical import row_texts
+
+    table = Table(title=f"sweep {name} --critical: longest T solved per cell x clip")
+    for col in (
+        "task",
+        "cell",
+        "clip",
+        "longest T solved",
+        "bracket",
+        "probes: solved / n (95 % CI)",
+    ):
+        table.add_column(col, no_wrap=col in ("task", "clip"))
+    for r in rows:
+        t = row_texts(r)
+        table.add_row(r.task, r.cell, r.clip, t["longest"], t["bracket"], t["probes"])
+    Console(width=max(120, Console().width)).print(table)
 
 
 def _print_summary(rows: list[dict], name: str) -> None:
