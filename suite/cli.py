@@ -331,7 +331,11 @@ def sweep_cmd(
         typer.Option("--resume/--no-resume", help="Skip configs that already have a FINISHED run."),
     ] = True,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the grid and what resume skips.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the grid and what resume skips (--critical: the bracket plan and round 1).",
+        ),
     ] = False,
     show: Annotated[
         bool, typer.Option("--show", help="Print the spec's TOML (copy it to edit).")
