@@ -17,7 +17,7 @@ import typer
 from suite.core.models import CELLS
 from suite.core.train import TrainConfig
 from suite.errors import UserError
-from tasks import TASK_NAMES
+from tasks import TASK_NAMES, canonical_options
 from tracking.layout import DEFAULT_EXPERIMENT
 from tracking.store import TrackingError
 
@@ -141,10 +141,24 @@ def tasks_cmd(
         int, typer.Option("--seq-len", "-T", help="Sequence length T used for the baselines.")
     ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="Task option KEY=VALUE for the tasks that have it, e.g. -o num_recall=5.",
+        ),
+    ] = None,
 ) -> None:
     """List the tasks: input width, output kind, loss, baseline at T, solved criterion."""
     from tasks import TASK_NAMES, TASKS
 
+    options = _parse_options(option)
+    known = {n: {f.name for f in dataclasses.fields(TASKS[n])} - {"seq_len"} for n in TASK_NAMES}
+    unknown = sorted(k for k in options if not any(k in names for names in known.values()))
+    if unknown:
+        allowed = sorted(set().union(*known.values()))
+        raise UserError(f"Unknown task option(s) {unknown}; options: {', '.join(allowed)}.")
     if seq_len < 1:
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
     too_short = [
@@ -152,7 +166,10 @@ def tasks_cmd(
     ]
     if too_short:
         raise UserError(f"--seq-len {seq_len} is below the minimum of: {', '.join(too_short)}.")
-    rows = [_task_or_error(n, seq_len).describe() for n in TASK_NAMES]
+    rows = [
+        _task_or_error(n, seq_len, **{k: v for k, v in options.items() if k in known[n]}).describe()
+        for n in TASK_NAMES
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -268,7 +285,7 @@ def train_cmd(
         max_seconds=max_seconds,
         eval_every=eval_every,
         seed=seed,
-        task_options=_parse_options(option),
+        task_options=canonical_options(task, _parse_options(option)),
         backend=_backend_or_error(backend),
     )
     try:
@@ -314,7 +331,11 @@ def sweep_cmd(
         typer.Option("--resume/--no-resume", help="Skip configs that already have a FINISHED run."),
     ] = True,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the grid and what resume skips.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the grid and what resume skips (--critical: the bracket plan and round 1).",
+        ),
     ] = False,
     show: Annotated[
         bool, typer.Option("--show", help="Print the spec's TOML (copy it to edit).")
@@ -335,10 +356,25 @@ def sweep_cmd(
             "population of up to N (JAX backend). auto: 64 for JAX on a GPU, off elsewhere."
         ),
     ] = "auto",
+    critical: Annotated[
+        bool | None,
+        typer.Option(
+            "--critical/--no-critical",
+            help="--critical: find each task x cell x clip's critical length instead of running "
+            "the whole grid: bisect T over the spec's seq_lens (at least two per task; solving "
+            "assumed monotone in T), all seeds at each probed T, solved when at least half the "
+            "seeds are. Each round probes every open bracket's midpoint as one batch of runs; "
+            "a bracket ends at adjacent lengths (longest solved, shortest failed) or at an "
+            "undecided probe. `rnnbench report` adds a Critical length table and figure. "
+            "[default: the spec's `critical = true`, else off]",
+        ),
+    ] = None,
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
 
     Resumable: run the same command again after a crash, kill or Ctrl-C to finish the rest.
+    With --critical, bisect T instead (how long can each cell go?): only the probed lengths
+    are trained, and a rerun replays the bisection from the finished runs.
     """
     from suite.study.spec import load_spec
     from suite.study.sweep import check_executor, default_workers
@@ -350,6 +386,11 @@ def sweep_cmd(
     if show:
         print(sweep_spec.source, end="")
         return
+    critical = sweep_spec.critical if critical is None else critical
+    if critical:
+        from suite.study.critical import make_brackets
+
+        brackets = make_brackets(sweep_spec)  # a spec with one length per task: exit 2
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}.")
@@ -366,12 +407,27 @@ def sweep_cmd(
 
     console = Console(stderr=True)
     grid = sweep_spec.grid()
+    if critical:
+        from suite.study.critical import probe_configs
+
+        configs = probe_configs(sweep_spec)
+        grid = [c for b in brackets for c in configs[b.next_probe()]]  # the first round
     if dry_run:
         _quiet_mlflow()
         from suite.study.sweep import dry_run as plan_lines
 
-        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size)))
+        if critical:
+            from suite.study.critical import plan_text
+
+            print("\n".join(plan_text(sweep_spec, brackets)))
+            print("round 1:")
+        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size, grid=grid)))
         return
+    if critical:
+        return _critical_sweep(
+            sweep_spec, spec, uri, experiment, workers, executor, ray_address, device,
+            console, pop_size, resume, brackets, len(grid), tracking_uri, backend,
+        )  # fmt: skip
 
     import contextlib
 
@@ -658,6 +714,78 @@ def perf_cmd(
     print(
         f"\nWritten: {path} and {path.parent / 'perf.json'}; logged to experiment rnnbench-perf at {uri}"
     )
+
+
+def _critical_sweep(
+    sweep_spec, spec, uri, experiment, workers, executor, ray_address, device, console,
+    pop_size, resume, brackets, first_round, tracking_uri, backend,
+) -> None:  # fmt: skip
+    """``rnnbench sweep --critical``: bisect T round by round (suite.study.critical)."""
+    import contextlib
+    import functools
+
+    from suite.findings.critical import critical_rows, probe_outcomes
+    from suite.study.critical import max_rounds, run_critical
+    from suite.study.sweep import LocalPool
+
+    local = executor == "local"
+    pool_ctx = (  # later rounds probe no more brackets than the first: its workers stay warm
+        LocalPool(min(workers, first_round), device, sweep_spec.backend, keep_warm=True)
+        if local
+        else None
+    )
+    with pool_ctx or contextlib.nullcontext() as pool:
+        _quiet_mlflow()
+        rounds = max(max_rounds(len(b.lens)) for b in brackets)
+        console.print(
+            f"[bold]sweep {sweep_spec.name} --critical[/]: {len(brackets)} brackets (task x cell x "
+            f"clip), at most {rounds} rounds, {len(sweep_spec.seeds)} seeds per probe, on "
+            f"{min(workers, first_round) if local else 'Ray'}{' workers' if local else ''} "
+            f"({sweep_spec.backend}) -> {uri} (experiment {experiment!r})"
+        )
+        judge = functools.partial(probe_outcomes, uri, experiment)
+        outcome = run_critical(
+            sweep_spec, uri, experiment, judge, workers, executor, ray_address, device,
+            console, pool, pop_size, resume,
+        )  # fmt: skip
+    if outcome.interrupted:
+        console.print(
+            f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec} --critical"
+            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+            + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
+            + (f" --backend {backend}" if backend else "")
+        )
+        raise typer.Exit(130)
+    rows = critical_rows(uri, outcome.parent_run_id) if outcome.parent_run_id else None
+    _print_critical(rows or [], sweep_spec.name)
+    print(
+        f"parent run {outcome.parent_run_id}; {outcome.rounds} rounds; "
+        f"{outcome.trained} runs trained now; failed runs: {len(outcome.failed)}"
+    )
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _print_critical(rows, name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from suite.findings.critical import row_texts
+
+    table = Table(title=f"sweep {name} --critical: longest T solved per cell x clip")
+    for col in (
+        "task",
+        "cell",
+        "clip",
+        "longest T solved",
+        "bracket",
+        "probes: solved / n (95 % CI)",
+    ):
+        table.add_column(col, no_wrap=col in ("task", "clip"))
+    for r in rows:
+        t = row_texts(r)
+        table.add_row(r.task, r.cell, r.clip, t["longest"], t["bracket"], t["probes"])
+    Console(width=max(120, Console().width)).print(table)
 
 
 def _print_summary(rows: list[dict], name: str) -> None:

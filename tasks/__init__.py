@@ -47,6 +47,27 @@ def get_task(name: str, seq_len: int = 100, **options) -> Task:
     return cls(seq_len=seq_len, **options)
 
 
+def canonical_options(name: str, options: dict) -> dict:
+    """``options`` as a config stores them: an option the task added later
+    (``Task.implicit_defaults``) is dropped while it equals its default, so a config that
+    spells out a default hashes like one that leaves it out (and like runs logged before the
+    option existed). Unknown names are kept (``get_task`` rejects them).
+
+    Example:
+        >>> canonical_options("copy", {"num_recall": 10, "alphabet": 4})
+        {'alphabet': 4}
+    """
+    cls = TASKS.get(name)
+    if cls is None:
+        return dict(options)
+    defaults = {f.name: f.default for f in fields(cls)}
+    return {
+        k: v
+        for k, v in options.items()
+        if not (k in cls.implicit_defaults and type(v) is type(defaults[k]) and v == defaults[k])
+    }
+
+
 __all__ = [
     "CROSSENTROPY",
     "FINAL_CLASS",
@@ -56,5 +77,6 @@ __all__ = [
     "TASKS",
     "TASK_NAMES",
     "Task",
+    "canonical_options",
     "get_task",
 ]

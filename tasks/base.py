@@ -50,6 +50,9 @@ class Task:
     # Evaluation keys this task's `solved` looks at, filled by subclasses.
     solved_metric: ClassVar[str] = "loss"
     solved_threshold: ClassVar[float] = 0.0
+    # Options added after stores existed: a config leaves them out of its task_options (and
+    # so of its hash) while they hold their default (see ``tasks.canonical_options``).
+    implicit_defaults: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, (int, np.integer)):

@@ -152,3 +152,107 @@ def test_bad_input_messages():
         task.generate(5, np.random.RandomState(0))
     with pytest.raises(ValueError, match="num_symbols"):
         get_task("delayed_recall", seq_len=5, num_symbols=1)
+
+
+# ----- copy options: num_recall (R) and alphabet (A) ----------------------------------------
+
+
+def _copy_data_before_options(T, n, seed):
+    """The copy data exactly as it was generated before num_recall/alphabet existed."""
+    rng = np.random.default_rng(seed)
+    L = T + 20
+    data = rng.integers(1, 9, size=(n, 10))
+    ids = np.zeros((n, L), dtype=np.int64)
+    ids[:, :10] = data
+    ids[:, T + 9] = 9
+    y = np.zeros((n, L), dtype=np.int64)
+    y[:, L - 10 :] = data
+    return np.eye(10, dtype=np.float32)[ids], y
+
+
+@pytest.mark.parametrize("T", [1, 7, 40])
+def test_copy_defaults_give_the_same_data_as_before(T):
+    ref_x, ref_y = _copy_data_before_options(T, 64, seed=3)
+    for opts in ({}, {"num_recall": 10, "alphabet": 8}):
+        x, y = _gen("copy", T, n=64, seed=3, **opts)
+        assert x.tobytes() == ref_x.tobytes() and y.tobytes() == ref_y.tobytes()
+    task = get_task("copy", seq_len=T)
+    assert task.baseline_loss == 10 * np.log(8) / (T + 20)
+    assert task.recall_slice == slice(T + 10, T + 20)
+
+
+def test_copy_defaults_keep_config_hashes():
+    from suite.core.train import TrainConfig
+    from suite.study.spec import SweepSpec
+    from tasks import canonical_options
+
+    plain = TrainConfig(task="copy", seq_len=5, cell="gru")
+    assert canonical_options("copy", {"num_recall": 10, "alphabet": 8}) == {}
+    assert canonical_options("copy", {"num_recall": 3}) == {"num_recall": 3}
+    # a spec that spells the defaults out builds the same configs as one that does not
+    kw = dict(name="s", tasks=["copy"], seq_lens=[5], cells=["gru"], clips=["none"], seeds=[0])
+    spelled = SweepSpec(**kw, overrides={"copy": {"options": {"num_recall": 10, "alphabet": 8}}})
+    assert [c.config_hash() for c in spelled.grid()] == [plain.config_hash()]
+    other = SweepSpec(**kw, overrides={"copy": {"options": {"num_recall": 3}}})
+    assert other.grid()[0].task_options == {"num_recall": 3}
+    assert other.grid()[0].config_hash() != plain.config_hash()
+
+
+@pytest.mark.parametrize(("T", "R", "A"), [(1, 1, 2), (6, 3, 4), (12, 5, 26)])
+def test_copy_options_shapes_structure_baseline(T, R, A):
+    task = get_task("copy", seq_len=T, num_recall=R, alphabet=A)
+    x, y = task.generate(300, np.random.default_rng(0))
+    L = T + 2 * R
+    assert task.length == L and task.input_dim == task.num_classes == A + 2
+    assert x.shape == (300, L, A + 2) and y.shape == (300, L) and x.dtype == np.float32
+    ids = x.argmax(-1)
+    assert np.all(x.sum(-1) == 1)
+    data = ids[:, :R]
+    assert data.min() >= 1 and data.max() <= A
+    assert len(np.unique(data)) == A  # every symbol of the alphabet shows up
+    assert np.all(ids[:, R : T + R - 1] == 0)  # T - 1 blanks
+    assert np.all(ids[:, T + R - 1] == A + 1)  # the delimiter
+    assert np.all(ids[:, T + R :] == 0)
+    assert task.recall_slice == slice(L - R, L)
+    assert np.all(y[:, : L - R] == 0) and np.array_equal(y[:, L - R :], data)
+    assert task.baseline_loss == pytest.approx(R * np.log(A) / L)
+    assert task.describe()["options"] == {"num_recall": R, "alphabet": A}
+
+
+def test_copy_options_baseline_matches_measured_constant_predictor():
+    task = get_task("copy", seq_len=9, num_recall=4, alphabet=5)
+    x, y = task.generate(20_000, np.random.default_rng(1))
+    freq = np.stack([np.bincount(y[:, t], minlength=7) / len(y) for t in range(y.shape[1])])
+    m = task.evaluate(y, np.broadcast_to(np.log(freq + 1e-12), (len(y), *freq.shape)))
+    assert m["loss"] == pytest.approx(task.baseline_loss, rel=0.02)
+    assert not task.solved(m)
+
+
+def test_copy_options_solved_on_the_recall_slice_only():
+    task = get_task("copy", seq_len=6, num_recall=3, alphabet=4)
+    x, y = task.generate(200, np.random.default_rng(2))
+    oracle = 20.0 * np.eye(6)[y]
+    assert task.evaluate(y, oracle)["accuracy"] == 1.0 and task.solved(task.evaluate(y, oracle))
+    wrong_recall = oracle.copy()
+    wrong_recall[:, -1] = 20.0 * np.eye(6)[0]  # blank instead of the last symbol
+    m = task.evaluate(y, wrong_recall)
+    assert m["accuracy"] == pytest.approx(2 / 3) and not task.solved(m)
+    blanks_only = 20.0 * np.eye(6)[np.zeros_like(y)]  # right on all but the 3 recall steps
+    assert task.evaluate(y, blanks_only)["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("opts", "exc", "match"),
+    [
+        ({"num_recall": 0}, ValueError, "num_recall=0"),
+        ({"num_recall": -2}, ValueError, "num_recall=-2"),
+        ({"alphabet": 1}, ValueError, "alphabet=1"),
+        ({"alphabet": 2.5}, TypeError, "alphabet=2.5"),
+        ({"num_recall": True}, TypeError, "num_recall=True"),
+        ({"recall": 3}, ValueError, r"'recall'.*alphabet, num_recall|'recall'.*num_recall"),
+    ],
+)
+def test_copy_bad_options(opts, exc, match):
+    with pytest.raises(exc, match=match) as e:
+        get_task("copy", seq_len=5, **opts)
+    assert "\n" not in str(e.value)

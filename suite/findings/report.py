@@ -425,6 +425,11 @@ def write_report(data: SweepData, out_dir: str | Path, log_to_mlflow: bool = Tru
         fn(data, out / name)
         written.append(name)
     extra = []
+    from suite.findings.critical import critical_section  # a critical sweep's table + figure
+
+    critical = critical_section(data, out)
+    if critical:
+        extra.append(critical)
     onnx = onnx_section(data)
     if onnx:
         extra.append(onnx)

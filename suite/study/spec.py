@@ -18,6 +18,10 @@ A spec lists tasks, seq_lens, cells, clips and seeds, the shared training settin
     [overrides.copy]
     seq_lens = [20, 50]
     max_steps = 4000
+    options = {num_recall = 5}
+
+``critical = true`` at the top runs the spec as a critical-length sweep (as
+``rnnbench sweep --critical``): T is bisected over ``seq_lens`` per task x cell x clip.
 
 Example:
     >>> spec = load_spec("quick")
@@ -37,9 +41,10 @@ from pathlib import Path
 
 from suite.core.train import TrainConfig
 from suite.errors import UserError
+from tasks import canonical_options
 
 GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
-TOP_KEYS = ("name", "description", *GRID_KEYS, "train", "overrides")
+TOP_KEYS = ("name", "description", "critical", *GRID_KEYS, "train", "overrides")
 # TrainConfig fields a spec may set (the grid axes are set by the grid itself).
 TRAIN_KEYS = tuple(
     f.name
@@ -83,6 +88,7 @@ class SweepSpec:
     description: str = ""
     source: str = ""  # the TOML text
     origin: str = ""  # preset name or file path
+    critical: bool = False  # run as a critical-length sweep (bisect T; see suite.study.critical)
 
     def with_backend(self, backend: str | None) -> SweepSpec:
         """This spec with every run on ``backend`` (``None``: keep the spec's own choice)."""
@@ -125,7 +131,7 @@ class SweepSpec:
                     cell=cell,
                     clip=clip,
                     seed=seed,
-                    task_options=dict(options),
+                    task_options=canonical_options(task, options),
                     **settings,
                 )
                 try:
@@ -190,8 +196,14 @@ def load_spec(name_or_path: str) -> SweepSpec:
             raise SpecError(
                 f"{key!r}{_line_of(text, key)} in {origin} must be a non-empty list, got {value!r} (empty grid)."
             )
+    critical = data.get("critical", False)
+    if not isinstance(critical, bool):
+        raise SpecError(
+            f"'critical'{_line_of(text, 'critical')} in {origin} must be true or false, got {critical!r}."
+        )
     spec = SweepSpec(
         name=str(data.get("name", Path(origin).stem)),
+        critical=critical,
         description=str(data.get("description", "")),
         tasks=list(data["tasks"]),
         seq_lens=list(data["seq_lens"]),

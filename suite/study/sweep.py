@@ -34,6 +34,7 @@ from tracking import (
     ERROR_TAG,
     HASH_TAG,
     KIND_TAG,
+    MODE_TAG,
     PARENT_TAG,
     SPEC_HASH_TAG,
     SPEC_NAME_TAG,
@@ -56,6 +57,15 @@ class SweepPlan:
     done: dict[str, str]  # config hash -> FINISHED run id (skipped when resuming)
     stale: list[str]  # RUNNING run ids left by a crash (marked KILLED when the sweep starts)
     parent_run_id: str | None  # an earlier attempt's parent run, reused when resuming
+    mode: str = ""  # "" (the full grid) | "critical" (a round of probes: suite.study.critical)
+    label: str = ""  # what the progress bar calls this batch [default: the spec's name]
+
+    @property
+    def parent_key(self) -> str:
+        """The parent run's ``rnnbench.spec_hash`` tag: the spec hash, ``-MODE`` appended for
+        a mode other than the full grid (so a critical sweep and a grid sweep of one spec
+        keep separate parents)."""
+        return spec_key(self.spec, self.mode)
 
     @property
     def todo(self) -> list[TrainConfig]:
@@ -70,13 +80,29 @@ class SweepOutcome:
     interrupted: bool = False
 
 
+def spec_key(spec: SweepSpec, mode: str = "") -> str:
+    """The ``rnnbench.spec_hash`` tag of a sweep parent (see ``SweepPlan.parent_key``)."""
+    return spec.spec_hash() + (f"-{mode}" if mode else "")
+
+
 def plan_sweep(
-    spec: SweepSpec, tracking_uri: str, experiment: str, resume: bool = True
+    spec: SweepSpec,
+    tracking_uri: str,
+    experiment: str,
+    resume: bool = True,
+    grid: list[TrainConfig] | None = None,
+    mode: str = "",
 ) -> SweepPlan:
-    """Work out what a sweep will run, without starting anything."""
+    """Work out what a sweep will run, without starting anything.
+
+    Args:
+        grid: the configs to run [default: the spec's whole grid]; a critical sweep passes
+            one round of probes.
+        mode: ``""`` or ``"critical"``: which parent run of this spec to reuse.
+    """
     import mlflow
 
-    grid = spec.grid()
+    grid = spec.grid() if grid is None else grid
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     done: dict[str, str] = {}
@@ -89,29 +115,35 @@ def plan_sweep(
         done = {h: r.info.run_id for h, r in latest_per_config(runs).items()}
         stale = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
         parents = all_runs(
-            client, exp.experiment_id, f"tags.`{SPEC_HASH_TAG}` = '{spec.spec_hash()}'"
+            client, exp.experiment_id, f"tags.`{SPEC_HASH_TAG}` = '{spec_key(spec, mode)}'"
         )
         if parents:
             parent = max(parents, key=lambda r: r.info.start_time).info.run_id
-    return SweepPlan(spec, grid, done, stale, parent)
+    return SweepPlan(spec, grid, done, stale, parent, mode)
 
 
 def dry_run(
-    spec: SweepSpec, tracking_uri: str, experiment: str, resume: bool = True, population: int = 1
+    spec: SweepSpec,
+    tracking_uri: str,
+    experiment: str,
+    resume: bool = True,
+    population: int = 1,
+    grid: list[TrainConfig] | None = None,
 ) -> list[str]:
     """What ``rnnbench sweep --dry-run`` prints: one line per config (run, or skip when it
     already has a FINISHED run), then a summary line. Reads the store; never creates one.
 
     Args:
         population: members per population (1: every run alone), as ``plan_jobs`` groups them.
+        grid: the configs to plan [default: the spec's grid] (a critical sweep's first round).
     """
     from tracking import sqlite_path
 
     store = sqlite_path(tracking_uri)
     done: dict = {}
     if store is None or store.exists():
-        done = plan_sweep(spec, tracking_uri, experiment, resume=resume).done
-    grid = spec.grid()
+        done = plan_sweep(spec, tracking_uri, experiment, resume=resume, grid=grid).done
+    grid = spec.grid() if grid is None else grid
     lines = [
         f"{'skip (finished)' if c.config_hash() in done else 'run':16} {c.run_name}" for c in grid
     ]
@@ -152,8 +184,12 @@ class LocalPool:
     context manager: on exit every worker is stopped and the log folder removed.
     """
 
-    def __init__(self, workers: int, device: str, backend: str = "tensorflow") -> None:
+    def __init__(
+        self, workers: int, device: str, backend: str = "tensorflow", keep_warm: bool = False
+    ) -> None:
         self.workers, self.device, self.backend = workers, device, backend
+        self.keep_warm = keep_warm  # keep idle workers between run() calls (critical rounds)
+        self.used: set[int] = set()  # slots whose worker has been given a job
         # TensorFlow's threads split so the workers don't oversubscribe the cores
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self._logs = tempfile.TemporaryDirectory(prefix="rnnbench-workers-")
@@ -167,6 +203,17 @@ class LocalPool:
         return self
 
     def __exit__(self, *exc) -> None:
+        for slot, proc in self.ready.items():  # idle workers kept warm between runs
+            if proc.poll() is not None:
+                continue
+            if slot not in self.used:
+                proc.kill()  # still warming up, never given a job: nothing to lose
+                continue
+            try:
+                proc.stdin.close()  # the worker exits at once
+                proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         self.shutdown(grace=15)  # no-op when every worker has exited
         self._logs.cleanup()
 
@@ -260,6 +307,11 @@ class LocalPool:
                     proc = None
                 on_done(job, result)
             if proc is not None and proc.poll() is None:
+                if self.keep_warm and not self.stopping.is_set():
+                    self.ready[slot] = proc  # the next run() starts with it
+                    if used:
+                        self.used.add(slot)
+                    return
                 if used:
                     proc.stdin.close()  # the worker exits at once (see suite.study.worker.main)
                 else:
@@ -436,14 +488,17 @@ def _run_sweep(
             run_name=f"sweep-{spec.name}",
             tags={
                 KIND_TAG: "sweep",
-                SPEC_HASH_TAG: spec.spec_hash(),
+                SPEC_HASH_TAG: plan.parent_key,
                 SPEC_NAME_TAG: spec.name,
+                **({MODE_TAG: plan.mode} if plan.mode else {}),
             },
         )
         parent_id = parent.info.run_id
         client.log_param(parent_id, "spec", spec.name)
         client.log_param(parent_id, "origin", spec.origin)
-        client.log_param(parent_id, "grid_size", len(plan.grid))
+        client.log_param(parent_id, "grid_size", len(spec.grid()))  # critical: the most it runs
+        if plan.mode:
+            client.log_param(parent_id, "mode", plan.mode)
         client.log_param(parent_id, "backend", spec.backend)
         client.set_tag(parent_id, BACKEND_TAG, spec.backend)
         for key in ("tasks", "seq_lens", "cells", "clips", "seeds"):
@@ -464,7 +519,7 @@ def _run_sweep(
         TimeRemainingColumn(),
         console=console,
     )
-    bar = progress.add_task("sweep", total=len(todo), spec=spec.name, running="")
+    bar = progress.add_task("sweep", total=len(todo), spec=plan.label or spec.name, running="")
 
     def show() -> None:
         names = list(running.values())
