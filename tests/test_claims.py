@@ -458,3 +458,11 @@ def test_verdict_warns_about_fewer_than_three_seeds_and_reads_final_gradient_nor
     assert run_max_grad(r) == 7.0
     r.metrics = {}
     assert math.isnan(run_max_grad(r))
+
+
+def test_copy_slope_with_task_options_cuts_its_own_recall_positions():
+    from suite.findings.analysis import task_slope
+
+    prof = decay_profile(13, -10.0) + [1e3] * 3  # copy@10 recalling 3 symbols reads 16 steps
+    assert task_slope(prof, "copy", 10, 16, {"num_recall": 3}) == pytest.approx(-10.0, abs=1e-6)
+    assert abs(task_slope(prof, "copy", 10, 16) + 10.0) > 5  # without its options: not cut

@@ -83,8 +83,9 @@ class RunInfo:
     curves: dict = field(default_factory=dict)  # metric -> [(step, value)]
     profiles: list = field(default_factory=list)  # ‖∂L/∂x_t‖ per evaluation (grad_profile.json)
     stop_reason: str = ""  # e.g. "max_steps reached", "max_seconds reached"
-    input_length: int | None = None  # steps the model reads (copy: T + 20)
+    input_length: int | None = None  # steps the model reads (copy: T + 2 * num_recall)
     max_steps: int | None = None
+    task_options: dict = field(default_factory=dict)  # the logged task.<name> params
 
     @property
     def profile_first(self) -> list | None:
@@ -140,6 +141,16 @@ def _params_of(run) -> dict:
 
         p.update(parse_run_name(run.info.run_name) or {})
     return p
+
+
+def _number(x: str):
+    """A logged param back as int, else float, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(x)
+        except (TypeError, ValueError):
+            pass
+    return x
 
 
 def _int(x) -> int | None:
@@ -209,6 +220,9 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                 stop_reason=run.data.tags.get(STOP_REASON_TAG, ""),
                 input_length=_int(p.get("input_length")),
                 max_steps=_int(p.get("max_steps")),
+                task_options={
+                    k[len("task.") :]: _number(v) for k, v in p.items() if k.startswith("task.")
+                },
             )
             if info.finished:
                 for m in CURVES:
@@ -223,7 +237,9 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
                 except Exception:  # a missing artifact is a gap, not an error
                     info.profiles = []
             key = (info.task, info.seq_len)
-            if key not in baselines and info.task != "?":
+            if key not in baselines and "baseline_loss" in p:
+                baselines[key] = float(p["baseline_loss"])  # as logged (task options included)
+            elif key not in baselines and info.task != "?":
                 try:
                     baselines[key] = get_task(info.task, seq_len=info.seq_len).baseline_loss
                 except ValueError:
@@ -297,8 +313,10 @@ def flatter(a: float, b: float) -> bool:
     return a > b and not slopes_same(a, b)
 
 
-def trimmed_profile(profile, task: str, seq_len: int, input_length: int | None = None):
-    """The ‖∂L/∂x_t‖ profile used by slopes and figures: for copy, the 10 recall positions (which the loss reads directly) are cut off, so distance
+def trimmed_profile(
+    profile, task: str, seq_len: int, input_length: int | None = None, options: dict | None = None
+):
+    """The ‖∂L/∂x_t‖ profile used by slopes and figures: for copy, the recall positions (which the loss reads directly) are cut off, so distance
     0 is the last input step before them; norms at or below {PROFILE_FLOOR:g} (floored exact
     zeros) become NaN, to be left out rather than drawn or fitted as log10 = -30.
     """
@@ -308,19 +326,21 @@ def trimmed_profile(profile, task: str, seq_len: int, input_length: int | None =
     if task == "copy":
         from tasks import get_task
 
-        t = get_task("copy", seq_len=seq_len)
+        t = get_task("copy", seq_len=seq_len, **(options or {}))
         if len(norms) == (input_length or t.length) == t.length:
             norms = norms[: t.recall_slice.start]
     return np.where(norms > PROFILE_FLOOR, norms, np.nan)
 
 
-def task_slope(profile, task: str, seq_len: int, input_length: int | None = None) -> float:
+def task_slope(
+    profile, task: str, seq_len: int, input_length: int | None = None, options: dict | None = None
+) -> float:
     """Gradient-decay slope: log10 ‖∂L/∂x_t‖ per 100 steps of distance, a least-squares fit
     over the profile as trimmed_profile leaves it (copy's recall positions and floored zeros
     left out); fewer than 2 finite positive norms: no slope."""
     import numpy as np
 
-    norms = trimmed_profile(profile, task, seq_len, input_length)
+    norms = trimmed_profile(profile, task, seq_len, input_length, options)
     distance = np.arange(len(norms))[::-1].astype(np.float64)  # last kept step: distance 0
     keep = np.isfinite(norms)
     if keep.sum() < 2:
@@ -332,7 +352,7 @@ def run_slope(r: RunInfo) -> float:
     """The run's gradient-decay slope at its first evaluation (:func:`task_slope`)."""
     if not r.profile_first:
         return math.nan
-    return task_slope(r.profile_first, r.task, r.seq_len, r.input_length)
+    return task_slope(r.profile_first, r.task, r.seq_len, r.input_length, r.task_options)
 
 
 def _values(r: RunInfo, metric: str) -> list[float]:

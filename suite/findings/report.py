@@ -154,8 +154,13 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
                 if pts:
                     xs, ys, lo, hi = zip(*pts, strict=True)
                     # small offsets keep overlapping lines (same solve rate) visible
-                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (_cell_key(cell) - (len(CELL_ORDER) - 1) / 2)
-                    xj = [x * (1 + 0.02 * (_cell_key(cell) - (len(CELL_ORDER) - 1) / 2 + i / 4)) for x in xs]
+                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (
+                        _cell_key(cell) - (len(CELL_ORDER) - 1) / 2
+                    )
+                    xj = [
+                        x * (1 + 0.02 * (_cell_key(cell) - (len(CELL_ORDER) - 1) / 2 + i / 4))
+                        for x in xs
+                    ]
                     ax.errorbar(
                         xj, [y + jitter for y in ys],
                         yerr=[[y - a for y, a in zip(ys, lo, strict=True)],
@@ -248,7 +253,7 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
     def median_profile(runs):
         # copy's recall positions cut off, floored zeros as gaps (suite.findings.analysis.trimmed_profile)
         profs = [
-            trimmed_profile(r.profile_first, r.task, r.seq_len, r.input_length)
+            trimmed_profile(r.profile_first, r.task, r.seq_len, r.input_length, r.task_options)
             for r in runs
             if r.profile_first
         ]
