@@ -168,9 +168,38 @@ def population(backend: str) -> dict:
     return out
 
 
+def copy_curves(backend: str, cells: str, T: str, steps: str) -> dict:
+    """Val accuracy / loss ratio curves of ``cells`` on the default copy task at ``T``
+    (hidden 128, Adam 1e-3, batch 64, ``steps`` steps, evaluated every 250)."""
+    from suite.core.backend import configure
+
+    configure(backend=backend, device="cpu")
+    from suite.core.train import TrainConfig, train
+
+    out = {}
+    for cell in cells.split(","):
+        cfg = TrainConfig(task="copy", seq_len=int(T), cell=cell, hidden=128, optimizer="adam",
+                          lr=1e-3, max_steps=int(steps), eval_every=250, val_size=500,
+                          profile_size=16, backend=backend)  # fmt: skip
+        r = train(cfg)
+        out[cell] = {
+            "accuracy": [h.metrics["val_accuracy"] for h in r.history],
+            "loss_ratio": [h.metrics["val_loss_ratio"] for h in r.history],
+            "seconds": r.train_seconds,
+            "status": r.status,
+        }
+    return out
+
+
 if __name__ == "__main__":
     scenario, backend, *rest = sys.argv[1:]
-    result = {"start": start, "semantics": semantics, "log": log, "population": population}[
+    result = {
+        "start": start,
+        "semantics": semantics,
+        "log": log,
+        "population": population,
+        "copy_curves": copy_curves,
+    }[  # fmt: skip
         scenario
     ](backend, *rest)
     print(json.dumps(result))

@@ -168,3 +168,21 @@ def test_new_cells_start_the_same_on_both_backends():
         assert jx[cell]["first_loss"] == pytest.approx(tf[cell]["first_loss"], rel=1e-5), cell
         assert jx[cell]["first_grad_norm"] == pytest.approx(tf[cell]["first_grad_norm"], rel=1e-4)
         assert jx[cell]["val_loss_40"] == pytest.approx(tf[cell]["val_loss_40"], rel=2e-2), cell
+
+
+@pytest.mark.slow
+@pytest.mark.jax
+def test_ortho_rnn_learns_copy_where_tanh_stays_at_the_baseline():
+    """copy@10 (the default task: 10 symbols of 8), hidden 128, Adam 1e-3, 1000 steps on JAX.
+
+    Measured on a 2-core CPU: ortho_rnn 0.94 recall accuracy at step 1000 (val loss 0.08 x
+    baseline), simple_rnn 0.13 (1.00 x baseline). ortho_rnn does not reach copy's 0.99 solve
+    threshold in this budget (0.98 at 4000 steps), so this checks learning, not solving.
+    """
+    pytest.importorskip("jax")
+    from test_backends import probe
+
+    curves = probe("copy_curves", "jax", "ortho_rnn,simple_rnn", "10", "1000")
+    ortho, tanh = curves["ortho_rnn"], curves["simple_rnn"]
+    assert ortho["accuracy"][-1] >= 0.85 and ortho["loss_ratio"][-1] < 0.3, ortho
+    assert tanh["accuracy"][-1] < 0.5 and tanh["loss_ratio"][-1] > 0.9, tanh
