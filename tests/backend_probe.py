@@ -20,8 +20,14 @@ def _sha(arrays) -> str:
     return h.hexdigest()
 
 
-def start(backend: str) -> dict:
-    """Initial weights, first batch, first-step loss and a short run, per cell."""
+# the task each cell's start is checked on (every output kind is covered)
+START_TASK = {"simple_rnn": "adding", "irnn": "copy", "ortho_rnn": "copy", "lstm": "delayed_recall",
+              "chrono_lstm": "delayed_recall", "gru": "adding"}  # fmt: skip
+
+
+def start(backend: str, cells: str = "") -> dict:
+    """Initial weights, first batch, first-step loss and a short run, per cell (``cells``:
+    comma-separated, default all of ``CELLS``)."""
     from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
@@ -30,7 +36,8 @@ def start(backend: str) -> dict:
     from tasks import get_task
 
     out = {}
-    for cell, task_name in zip(CELLS, ("adding", "copy", "delayed_recall", "adding"), strict=True):
+    for cell in cells.split(",") if cells else CELLS:
+        task_name = START_TASK[cell]
         cfg = dict(task=task_name, seq_len=10, cell=cell, hidden=8, batch_size=16, val_size=64,
                    clip="global_clipnorm=1", backend=backend)  # fmt: skip
         task = get_task(task_name, seq_len=10)
@@ -161,9 +168,38 @@ def population(backend: str) -> dict:
     return out
 
 
+def copy_curves(backend: str, cells: str, T: str, steps: str) -> dict:
+    """Val accuracy / loss ratio curves of ``cells`` on the default copy task at ``T``
+    (hidden 128, Adam 1e-3, batch 64, ``steps`` steps, evaluated every 250)."""
+    from suite.core.backend import configure
+
+    configure(backend=backend, device="cpu")
+    from suite.core.train import TrainConfig, train
+
+    out = {}
+    for cell in cells.split(","):
+        cfg = TrainConfig(task="copy", seq_len=int(T), cell=cell, hidden=128, optimizer="adam",
+                          lr=1e-3, max_steps=int(steps), eval_every=250, val_size=500,
+                          profile_size=16, backend=backend)  # fmt: skip
+        r = train(cfg)
+        out[cell] = {
+            "accuracy": [h.metrics["val_accuracy"] for h in r.history],
+            "loss_ratio": [h.metrics["val_loss_ratio"] for h in r.history],
+            "seconds": r.train_seconds,
+            "status": r.status,
+        }
+    return out
+
+
 if __name__ == "__main__":
     scenario, backend, *rest = sys.argv[1:]
-    result = {"start": start, "semantics": semantics, "log": log, "population": population}[
+    result = {
+        "start": start,
+        "semantics": semantics,
+        "log": log,
+        "population": population,
+        "copy_curves": copy_curves,
+    }[  # fmt: skip
         scenario
     ](backend, *rest)
     print(json.dumps(result))

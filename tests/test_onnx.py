@@ -17,9 +17,14 @@ from suite.deploy.export import Candidate, winners
 TASK_FOR = {
     "simple_rnn": "adding",
     "irnn": "delayed_recall",
+    "ortho_rnn": "copy",
     "lstm": "copy",
+    "chrono_lstm": "adding",
     "gru": "delayed_recall",
 }
+# the op that runs each cell's recurrence (ortho_rnn's modReLU has no native op: a Scan)
+RECURRENT_OP = {"simple_rnn": "RNN", "irnn": "RNN", "ortho_rnn": "Scan", "lstm": "LSTM",
+                "chrono_lstm": "LSTM", "gru": "GRU"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,9 @@ def test_export_native_ops_parity_and_registry(store, cell):
     proto = onnx.load(str(result["path"]))
     onnx.checker.check_model(proto, full_check=True)
     ops = {n.op_type for n in proto.graph.node}
-    native = {"simple_rnn": "RNN", "irnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
-    assert native in ops and "Loop" not in ops and "Scan" not in ops
+    op = RECURRENT_OP[cell]
+    assert op in ops and "Loop" not in ops
+    assert ("Scan" in ops) == (cell == "ortho_rnn")
     if cell in ("simple_rnn", "irnn"):
         node = next(n for n in proto.graph.node if n.op_type == "RNN")
         acts = [a for a in node.attribute if a.name == "activations"][0].strings
@@ -121,6 +127,18 @@ def test_infer_on_a_path_never_imports_tensorflow(store, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+def test_infer_runs_the_ortho_rnn_scan_graph(store, tmp_path):
+    from suite.deploy.export import candidate_for_run, export_one
+    from suite.deploy.onnx_infer import run_inference
+
+    root, uri, runs = store
+    path = export_one(candidate_for_run(uri, runs["ortho_rnn"]), uri, "onnx", tmp_path)["path"]
+    for T in (8, 13):  # the trained length and another
+        r = run_inference(str(path), n=32, seq_len=T)
+        assert r["cell"] == "ortho_rnn" and r["output_shape"] == [32, T + 20, 10]
+        assert math.isfinite(r["loss"]) and 0 <= r["accuracy"] <= 1 and r["latency_ms_b1_p50"] > 0
 
 
 def test_standalone_example_needs_only_numpy_and_onnxruntime(store, tmp_path):

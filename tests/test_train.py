@@ -43,7 +43,8 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
     from suite.study.record import run_and_log
 
     client = mlflow.MlflowClient(sqlite_uri)
-    task_for = {"simple_rnn": "adding", "irnn": "copy", "lstm": "delayed_recall", "gru": "copy"}
+    task_for = {"simple_rnn": "adding", "irnn": "copy", "ortho_rnn": "copy",
+                "lstm": "delayed_recall", "chrono_lstm": "delayed_recall", "gru": "copy"}  # fmt: skip
     for i, clip in enumerate(CLIPS):
         cfg = TrainConfig(task=task_for[cell], cell=cell, clip=clip, seed=i, **TINY)
         run_id, result = run_and_log(cfg, sqlite_uri, "layout", log_model=(i == 0))
@@ -247,7 +248,7 @@ def _runs(uri, experiment):
     return client.search_runs([exp.experiment_id]) if exp else []
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "chrono_lstm", "gru"])
 def test_gated_cells_stay_cudnn_eligible(cell):
     """TensorFlow runs the fused cuDNN kernel only for these layer settings."""
     from suite.core.models import CUDNN_REQUIREMENTS, build_model

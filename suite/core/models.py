@@ -1,15 +1,23 @@
 """Model builders: input -> one recurrent layer -> Dense head shaped by the task.
 
 Cells:
-    simple_rnn  Keras SimpleRNN, tanh, Keras default initialisers (orthogonal recurrent).
-    irnn        SimpleRNN with ReLU, identity recurrent init and zero bias (Le, Jaitly & Hinton 2015).
-    lstm, gru   Keras defaults (GRU reset_after=True), cuDNN-eligible on a GPU: default
-                activations, no recurrent dropout, no unroll, use_bias.
+    simple_rnn   Keras SimpleRNN, tanh, Keras default initialisers (orthogonal recurrent).
+    irnn         SimpleRNN with ReLU, identity recurrent init and zero bias (Le, Jaitly & Hinton 2015).
+    ortho_rnn    vanilla RNN whose recurrent matrix is orthogonal by construction: the Cayley
+                 transform of a trained skew-symmetric matrix, modReLU activation (expRNN /
+                 scoRNN family; Arjovsky et al. 2016, Lezcano-Casado & Martinez-Rubio 2019);
+                 ``suite.core.ortho.OrthoRNN``, Cayley init (eigen-angles in (0, pi/2)).
+    lstm, gru    Keras defaults (GRU reset_after=True), cuDNN-eligible on a GPU: default
+                 activations, no recurrent dropout, no unroll, use_bias.
+    chrono_lstm  the lstm with chrono initialisation (Tallec & Ollivier 2018): forget-gate bias
+                 b_f = log(U(1, T_max - 1)), input-gate bias b_i = -b_f, T_max = the task's
+                 input length (``task.length``); cuDNN-eligible like lstm.
 
 Initial weights follow the Keras defaults (Glorot-uniform kernels, orthogonal recurrent
 matrices, zero biases, LSTM forget-gate bias 1), but their random draws come from numpy
 (``np.random.default_rng``) rather than the backend's RNG: the same seed builds the same
-weights on TensorFlow and on JAX, without touching global RNG state.
+weights on TensorFlow and on JAX, without touching global RNG state. The same holds for
+ortho_rnn's skew matrix and modReLU bias and chrono_lstm's gate biases.
 
 Example:
     >>> from tasks import get_task
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CELLS = ("simple_rnn", "irnn", "lstm", "gru")
+CELLS = ("simple_rnn", "irnn", "ortho_rnn", "lstm", "chrono_lstm", "gru")
 
 # What TensorFlow requires of a Keras LSTM/GRU layer to run the fused cuDNN kernel on a GPU.
 CUDNN_REQUIREMENTS = {
@@ -74,8 +82,14 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
     elif cell == "irnn":
         common["recurrent_initializer"] = init.Identity()
         rnn = keras.layers.SimpleRNN(activation="relu", bias_initializer=init.Zeros(), **common)
+    elif cell == "ortho_rnn":
+        from suite.core.ortho import OrthoRNN
+
+        rnn = OrthoRNN(hidden, return_sequences=per_step, seed=seed, name=cell)
     elif cell == "lstm":
         rnn = keras.layers.LSTM(**CUDNN_REQUIREMENTS, **common)
+    elif cell == "chrono_lstm":  # its gate biases are drawn in initial_weights
+        rnn = keras.layers.LSTM(unit_forget_bias=False, **CUDNN_REQUIREMENTS, **common)
     else:
         rnn = keras.layers.GRU(reset_after=True, **CUDNN_REQUIREMENTS, **common)
     inputs = keras.Input((None, task.input_dim), name="x")
@@ -84,7 +98,8 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
     )
     outputs = head(rnn(inputs))
     model = keras.Model(inputs, outputs, name=f"{task.name}_{cell}")
-    for v, value in zip(model.weights, initial_weights(model, cell, seed), strict=True):
+    values = initial_weights(model, cell, seed, t_max=task.length)
+    for v, value in zip(model.weights, values, strict=True):
         v.assign(value)
     return model
 
@@ -106,12 +121,26 @@ def _orthogonal(shape, rng: np.random.Generator) -> np.ndarray:
     return q.reshape(shape)
 
 
-def initial_weights(model, cell: str, seed: int) -> list[np.ndarray]:
+def chrono_bias(units: int, t_max: int, rng: np.random.Generator) -> np.ndarray:
+    """Chrono initialisation of a Keras LSTM bias ([i, f, c, o], each ``units`` long).
+
+    ``b_f = log(U(1, T_max - 1))`` so forget gates start with characteristic times spread up
+    to the longest dependency, ``b_i = -b_f``; ``b_c = b_o = 0`` (Keras's defaults). For
+    ``T_max - 1 < 2`` the range is empty and ``b_f = 0`` (plain zero bias).
+    """
+    high = max(float(t_max) - 1.0, 1.0)
+    b_f = np.log(rng.uniform(1.0, high, size=units)) if high > 1.0 else np.zeros(units)
+    return np.concatenate([-b_f, b_f, np.zeros(units), np.zeros(units)])
+
+
+def initial_weights(model, cell: str, seed: int, t_max: int | None = None) -> list[np.ndarray]:
     """The model's initial weights (in ``model.weights`` order) drawn with numpy from ``seed``.
 
     Random draws replace the backend's: kernels Glorot-uniform, recurrent kernels orthogonal
-    (IRNN keeps its identity), each from its own stream ``default_rng([seed, index])``;
-    biases keep their deterministic Keras initial values.
+    (IRNN keeps its identity), ortho_rnn's skew matrix the Cayley init and its modReLU bias
+    U(-0.01, 0.01), chrono_lstm's gate biases the chrono init (needs ``t_max``, the task's
+    input length), each from its own stream ``default_rng([seed, index])``; other biases keep
+    their deterministic Keras initial values.
     """
     out = []
     for i, v in enumerate(model.weights):
@@ -122,5 +151,17 @@ def initial_weights(model, cell: str, seed: int) -> list[np.ndarray]:
             value = _glorot_uniform(value.shape, rng)
         elif name == "recurrent_kernel" and cell != "irnn":
             value = _orthogonal(value.shape, rng)
+        elif name == "recurrent_skew":
+            from suite.core.ortho import cayley_skew
+
+            value = cayley_skew(value.shape, rng)
+        elif name == "modrelu_bias":
+            from suite.core.ortho import MODRELU_BIAS_INIT
+
+            value = rng.uniform(-MODRELU_BIAS_INIT, MODRELU_BIAS_INIT, size=value.shape)
+        elif name == "bias" and cell == "chrono_lstm" and v.path.startswith(f"{cell}/"):
+            if t_max is None:
+                raise ValueError("chrono_lstm's initial weights need t_max (the input length).")
+            value = chrono_bias(value.shape[0] // 4, t_max, rng)
         out.append(np.asarray(value, dtype=np.float32))
     return out

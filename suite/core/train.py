@@ -49,7 +49,7 @@ class TrainConfig:
 
     task: str = "adding"  # one of tasks.TASK_NAMES
     seq_len: int = 100  # T, the dependency length
-    cell: str = "lstm"  # simple_rnn | irnn | lstm | gru
+    cell: str = "lstm"  # one of suite.core.models.CELLS
     clip: str = "none"  # none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU
     hidden: int = 128  # recurrent units
     batch_size: int = 64  # fresh samples per step

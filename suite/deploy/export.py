@@ -194,6 +194,8 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     from tracking.logger import package_version
 
     configure(backend=cand.backend)
+    import suite.core.ortho  # noqa: F401  (registers the ortho_rnn layer for load_model)
+
     task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
     mlflow.set_tracking_uri(tracking_uri)  # runs:/ URIs resolve through it
     try:
