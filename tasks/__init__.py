@@ -47,11 +47,15 @@ def get_task(name: str, seq_len: int = 100, **options) -> Task:
     return cls(seq_len=seq_len, **options)
 
 
-def canonical_options(name: str, options: dict) -> dict:
+def canonical_options(name: str, options: dict, every_default: bool = False) -> dict:
     """``options`` as a config stores them: an option the task added later
     (``Task.implicit_defaults``) is dropped while it equals its default, so a config that
     spells out a default hashes like one that leaves it out (and like runs logged before the
     option existed). Unknown names are kept (``get_task`` rejects them).
+
+    Args:
+        every_default: drop every option that equals its default (what names a task variant,
+            e.g. the registered ONNX model ``rnnbench-copy-T50-num_recall3``).
 
     Example:
         >>> canonical_options("copy", {"num_recall": 10, "alphabet": 4})
@@ -64,7 +68,12 @@ def canonical_options(name: str, options: dict) -> dict:
     return {
         k: v
         for k, v in options.items()
-        if not (k in cls.implicit_defaults and type(v) is type(defaults[k]) and v == defaults[k])
+        if not (
+            (every_default or k in cls.implicit_defaults)
+            and k in defaults
+            and type(v) is type(defaults[k])
+            and v == defaults[k]
+        )
     }
 
 

@@ -262,3 +262,19 @@ def test_infer_of_a_registry_uri_without_a_store_writes_nothing(tmp_path):
     out = run_cli("infer", "models:/missing@champion", cwd=tmp_path)  # the default store
     assert out.returncode == 2, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_task_variants_never_compete_and_name_their_registered_model():
+    def cand(options, status, ratio):
+        return Candidate("r", "copy", 50, "lstm", "none", status, 1.0, ratio, options)
+
+    ws = winners([
+        cand({"num_recall": 3}, "solved", 0.1),
+        cand({}, "unsolved", 0.5),
+        cand({"num_recall": 10, "alphabet": 8}, "unsolved", 0.4),  # the default copy, spelled out
+    ])  # fmt: skip
+    assert [(w.variant, w.val_loss_ratio) for w in ws] == [("", 0.4), ("-num_recall3", 0.1)]
+    delayed = Candidate(
+        "r", "delayed_recall", 8, "lstm", "none", "solved", 1, 0.1, {"num_symbols": 8}
+    )
+    assert delayed.variant == ""  # a default logged explicitly names no variant

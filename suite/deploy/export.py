@@ -43,6 +43,15 @@ class Candidate:
     task_options: dict
     backend: str = "tensorflow"  # the Keras backend that trained the run
 
+    @property
+    def variant(self) -> str:
+        """The task options that differ from their defaults, as a name suffix ('' for none),
+        e.g. ``-num_recall3``: runs of different task variants never compete."""
+        from tasks import canonical_options
+
+        opts = canonical_options(self.task, self.task_options, every_default=True)
+        return "".join(f"-{k}{v}" for k, v in sorted(opts.items()))
+
 
 def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
     import mlflow
@@ -93,7 +102,7 @@ def winners(
     groups: dict[tuple, list[Candidate]] = {}
     for c in cands:
         if (task is None or c.task == task) and (seq_len is None or c.seq_len == seq_len):
-            groups.setdefault((c.task, c.seq_len), []).append(c)
+            groups.setdefault((c.task, c.seq_len, c.variant), []).append(c)
     out = []
     for key in sorted(groups):
         g = groups[key]
@@ -231,7 +240,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     exp = mlflow.set_experiment(experiment)
-    name = f"rnnbench-{cand.task}-T{cand.seq_len}"
+    name = f"rnnbench-{cand.task}-T{cand.seq_len}{cand.variant}"
     with mlflow.start_run(
         experiment_id=exp.experiment_id,
         run_name=f"export-{cand.task}-T{cand.seq_len}-{cand.cell}",
