@@ -449,17 +449,22 @@ def sweep_cmd(
             plan, uri, experiment, workers, executor, ray_address, device, console, pool, pop_size
         )
     if outcome.interrupted:
-        console.print(
-            f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"
-            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
-            + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
-            + (f" --backend {backend}" if backend else "")
-        )
-        raise typer.Exit(130)
+        _interrupted(console, spec, tracking_uri, experiment, backend)
     _print_summary(summary_rows(plan, uri, experiment), sweep_spec.name)
     print(f"parent run {outcome.parent_run_id}; failed runs: {len(outcome.failed)}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _interrupted(console, spec: str, tracking_uri, experiment: str, backend) -> None:
+    """Say how to resume an interrupted sweep (the same command), and exit 130."""
+    console.print(
+        f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec}"
+        + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+        + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
+        + (f" --backend {backend}" if backend else "")
+    )
+    raise typer.Exit(130)
 
 
 @app.command("report")
@@ -749,13 +754,7 @@ def _critical_sweep(
             console, pool, pop_size, resume,
         )  # fmt: skip
     if outcome.interrupted:
-        console.print(
-            f"[yellow]Interrupted.[/] Finished runs are kept; resume with: rnnbench sweep {spec} --critical"
-            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
-            + (f" --experiment {experiment}" if experiment != DEFAULT_EXPERIMENT else "")
-            + (f" --backend {backend}" if backend else "")
-        )
-        raise typer.Exit(130)
+        _interrupted(console, f"{spec} --critical", tracking_uri, experiment, backend)
     rows = critical_rows(uri, outcome.parent_run_id) if outcome.parent_run_id else None
     _print_critical(rows or [], sweep_spec.name)
     print(
