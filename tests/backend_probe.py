@@ -168,9 +168,10 @@ def population(backend: str) -> dict:
     return out
 
 
-def copy_curves(backend: str, cells: str, T: str, steps: str) -> dict:
-    """Val accuracy / loss ratio curves of ``cells`` on the default copy task at ``T``
-    (hidden 128, Adam 1e-3, batch 64, ``steps`` steps, evaluated every 250)."""
+def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = "10") -> dict:
+    """Val accuracy / loss ratio curves of ``cells`` on copy at ``T`` recalling ``num_recall``
+    symbols (hidden 128, Adam 1e-3, global_clipnorm=1, batch 64, ``steps`` steps, evaluated
+    every 100; the run stops when solved)."""
     from suite.core.backend import configure
 
     configure(backend=backend, device="cpu")
@@ -178,15 +179,18 @@ def copy_curves(backend: str, cells: str, T: str, steps: str) -> dict:
 
     out = {}
     for cell in cells.split(","):
+        options = {"num_recall": int(num_recall)} if num_recall != "10" else {}
         cfg = TrainConfig(task="copy", seq_len=int(T), cell=cell, hidden=128, optimizer="adam",
-                          lr=1e-3, max_steps=int(steps), eval_every=250, val_size=500,
-                          profile_size=16, backend=backend)  # fmt: skip
+                          lr=1e-3, clip="global_clipnorm=1", max_steps=int(steps), eval_every=100,
+                          val_size=500, profile_size=16, task_options=options,
+                          backend=backend)  # fmt: skip
         r = train(cfg)
         out[cell] = {
             "accuracy": [h.metrics["val_accuracy"] for h in r.history],
             "loss_ratio": [h.metrics["val_loss_ratio"] for h in r.history],
             "seconds": r.train_seconds,
             "status": r.status,
+            "steps": r.steps,
         }
     return out
 

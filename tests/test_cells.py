@@ -172,17 +172,17 @@ def test_new_cells_start_the_same_on_both_backends():
 
 @pytest.mark.slow
 @pytest.mark.jax
-def test_ortho_rnn_learns_copy_where_tanh_stays_at_the_baseline():
-    """copy@10 (the default task: 10 symbols of 8), hidden 128, Adam 1e-3, 1000 steps on JAX.
+def test_ortho_rnn_solves_copy_where_tanh_does_not():
+    """copy@50 recalling 3 symbols of 8, hidden 128, Adam 1e-3, global_clipnorm=1, at most 1000
+    steps, seed 0, on JAX (the `cells` preset's copy setting).
 
-    Measured on a 2-core CPU: ortho_rnn 0.94 recall accuracy at step 1000 (val loss 0.08 x
-    baseline), simple_rnn 0.13 (1.00 x baseline). ortho_rnn does not reach copy's 0.99 solve
-    threshold in this budget (0.98 at 4000 steps), so this checks learning, not solving.
+    Measured on this 2-core CPU (the `cells` study): ortho_rnn solved it at step 700 (seed 0;
+    seed 2 at 1200); simple_rnn reached 0.44-0.78 recall accuracy after 2000 steps.
     """
     pytest.importorskip("jax")
     from test_backends import probe
 
-    curves = probe("copy_curves", "jax", "ortho_rnn,simple_rnn", "10", "1000")
+    curves = probe("copy_curves", "jax", "ortho_rnn,simple_rnn", "50", "1000", "3")
     ortho, tanh = curves["ortho_rnn"], curves["simple_rnn"]
-    assert ortho["accuracy"][-1] >= 0.85 and ortho["loss_ratio"][-1] < 0.3, ortho
-    assert tanh["accuracy"][-1] < 0.5 and tanh["loss_ratio"][-1] > 0.9, tanh
+    assert ortho["status"] == "solved" and ortho["accuracy"][-1] >= 0.99, ortho
+    assert tanh["status"] == "unsolved" and tanh["accuracy"][-1] < 0.9, tanh
