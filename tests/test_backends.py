@@ -41,7 +41,10 @@ def starts():
 
 
 def test_same_data_weights_and_first_step_on_both_backends(starts):
+    from suite.core.models import CELLS
+
     tf, jx = starts["tensorflow"], starts["jax"]
+    assert set(tf) == set(jx) == set(CELLS)  # every cell, the new ones included
     for cell in tf:
         assert tf[cell]["data"] == jx[cell]["data"], cell
         assert tf[cell]["weights"] == jx[cell]["weights"], cell
