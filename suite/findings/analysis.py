@@ -160,6 +160,32 @@ def _int(x) -> int | None:
         return None
 
 
+def run_info(run) -> RunInfo:
+    """One MLflow training run as a :class:`RunInfo`: its params (read back from its name when
+    it crashed before logging them), status (FAILED / KILLED runs: failed / killed) and final
+    metrics; curves and gradient profiles are left to :func:`load_sweep`."""
+    from tracking import STATUS_TAG, STOP_REASON_TAG
+
+    p = _params_of(run)
+    status = run.data.tags.get(STATUS_TAG, "running")
+    if run.info.status in ("FAILED", "KILLED"):
+        status = run.info.status.lower()
+    return RunInfo(
+        run_id=run.info.run_id,
+        task=p.get("task", "?"),
+        seq_len=int(p.get("seq_len", 0)),
+        cell=p.get("cell", "?"),
+        clip=p.get("clip", "?"),
+        seed=int(p.get("seed", 0)),
+        status=status,
+        metrics=dict(run.data.metrics),
+        stop_reason=run.data.tags.get(STOP_REASON_TAG, ""),
+        input_length=_int(p.get("input_length")),
+        max_steps=_int(p.get("max_steps")),
+        task_options={k[len("task.") :]: _number(v) for k, v in p.items() if k.startswith("task.")},
+    )
+
+
 def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> SweepData:
     """Read a sweep's child runs (latest FINISHED per config; gaps kept) from MLflow."""
     import mlflow
@@ -168,8 +194,6 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     from tracking import (
         KIND_TAG,
         PARENT_TAG,
-        STATUS_TAG,
-        STOP_REASON_TAG,
         all_runs,
         latest_per_config,
     )
@@ -203,27 +227,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for run in latest.values():
             p = _params_of(run)
-            status = run.data.tags.get(STATUS_TAG, "running")
-            if run.info.status == "FAILED":
-                status = "failed"
-            elif run.info.status == "KILLED":
-                status = "killed"
-            info = RunInfo(
-                run_id=run.info.run_id,
-                task=p.get("task", "?"),
-                seq_len=int(p.get("seq_len", 0)),
-                cell=p.get("cell", "?"),
-                clip=p.get("clip", "?"),
-                seed=int(p.get("seed", 0)),
-                status=status,
-                metrics=dict(run.data.metrics),
-                stop_reason=run.data.tags.get(STOP_REASON_TAG, ""),
-                input_length=_int(p.get("input_length")),
-                max_steps=_int(p.get("max_steps")),
-                task_options={
-                    k[len("task.") :]: _number(v) for k, v in p.items() if k.startswith("task.")
-                },
-            )
+            info = run_info(run)
             if info.finished:
                 for m in CURVES:
                     info.curves[m] = [

@@ -33,42 +33,13 @@ from suite.findings.analysis import (
     cell_key,
     clip_key,
     outcome,
+    run_info,
 )
 
 FIGURE = "critical_length.png"
 
 
 # ----- outcomes at the probes ----------------------------------------------------------------
-
-
-def _run_info(run, probe_seq_len: int | None = None) -> RunInfo:
-    """The fields :func:`outcome` reads (status, stop reason, steps, max_steps) of one run."""
-    from tracking import STATUS_TAG, STOP_REASON_TAG
-
-    p = run.data.params
-
-    def num(key):
-        try:
-            return int(float(p[key]))
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    status = run.data.tags.get(STATUS_TAG, "running")
-    if run.info.status in ("FAILED", "KILLED"):
-        status = run.info.status.lower()
-    return RunInfo(
-        run_id=run.info.run_id,
-        task=p.get("task", "?"),
-        seq_len=num("seq_len") or probe_seq_len or 0,
-        cell=p.get("cell", "?"),
-        clip=p.get("clip", "?"),
-        seed=num("seed") or 0,
-        status=status,
-        metrics=dict(run.data.metrics),
-        stop_reason=run.data.tags.get(STOP_REASON_TAG, ""),
-        input_length=num("input_length"),
-        max_steps=num("max_steps"),
-    )
 
 
 def _missing(config_hash: str) -> RunInfo:
@@ -89,7 +60,7 @@ def outcomes_by_hash(client, experiment_id: str, hashes_by_probe: dict) -> dict:
     ]
     latest = latest_per_config(runs)
     return {
-        probe: outcome([_run_info(latest[h]) if h in latest else _missing(h) for h in hs])
+        probe: outcome([run_info(latest[h]) if h in latest else _missing(h) for h in hs])
         for probe, hs in hashes_by_probe.items()
     }
 
