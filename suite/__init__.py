@@ -7,8 +7,8 @@ The layers, bottom to top (each imports only from the ones below it, and from ``
   (``steps``), the training loop (``train``) and vectorised populations (``population``).
 - ``suite.study``: many runs: sweep specs and presets, the planner and its workers, and the
   recording of a run in MLflow (``record``).
-- ``suite.findings``: what the runs say: every finding (``analysis``), the report that
-  renders them (``report``).
+- ``suite.findings``: what the runs say: statistics, outcomes, claims (one entry each), the
+  verdict, critical lengths, and the report that renders them (``report``).
 - ``suite.deploy``: ONNX: winners exported with native recurrent ops, and inference that
   never imports TensorFlow.
 - ``suite.perf`` (the benchmark) and ``suite.cli`` (the ``rnnbench`` command) sit on top.

@@ -17,6 +17,7 @@ import typer
 from suite.core.models import CELLS
 from suite.core.train import TrainConfig
 from suite.errors import UserError
+from suite.study.spec import preset_names
 from tasks import TASK_NAMES, canonical_options
 from tracking.layout import DEFAULT_EXPERIMENT
 from tracking.store import TrackingError
@@ -238,16 +239,29 @@ def train_cmd(
     clip: Annotated[
         str,
         typer.Option(
-            help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names)."
+            help="none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU (Keras names) | "
+            "normalize=TAU (global norm rescaled to exactly TAU)."
         ),
     ] = _TRAIN["clip"],
     hidden: Annotated[int, typer.Option(help="Recurrent units.")] = _TRAIN["hidden"],
     batch_size: Annotated[int, typer.Option(help="Fresh samples per train step.")] = _TRAIN[
         "batch_size"
     ],
-    optimizer: Annotated[str, typer.Option(help="adam | rmsprop | sgd.")] = _TRAIN["optimizer"],
+    optimizer: Annotated[
+        str,
+        typer.Option(
+            help="Optimizer recipe NAME[:KEY=VALUE,...]: adam | rmsprop | sgd, keys lr and "
+            "momentum, e.g. sgd:lr=0.01,momentum=0.9 (keys left out take --lr / --momentum)."
+        ),
+    ] = _TRAIN["optimizer"],
     lr: Annotated[float, typer.Option(help="Learning rate.")] = _TRAIN["lr"],
     momentum: Annotated[float, typer.Option(help="SGD momentum (sgd only).")] = _TRAIN["momentum"],
+    omega: Annotated[
+        float,
+        typer.Option(
+            help="Pascanu et al. 2013's regulariser weight α for simple_rnn/irnn (0: off)."
+        ),
+    ] = _TRAIN["omega"],
     max_steps: Annotated[int, typer.Option(help="Stop after this many train steps.")] = _TRAIN[
         "max_steps"
     ],
@@ -271,6 +285,15 @@ def train_cmd(
 
     Example: rnnbench train --task adding --seq-len 50 --cell irnn --clip global_clipnorm=1 --max-steps 3000
     """
+    from suite.core.optim import parse_recipe
+
+    try:
+        recipe = parse_recipe(optimizer)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if momentum and recipe.name != "sgd":
+        raise UserError(f"--momentum applies to sgd only, got --optimizer {optimizer!r}.")
+    opt = recipe.settings({"lr": lr, "momentum": momentum})
     config = TrainConfig(
         task=task,
         seq_len=seq_len,
@@ -278,9 +301,8 @@ def train_cmd(
         clip=clip,
         hidden=hidden,
         batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
+        **opt,
+        omega=omega,
         max_steps=max_steps,
         max_seconds=max_seconds,
         eval_every=eval_every,
@@ -316,7 +338,9 @@ def train_cmd(
 
 @app.command("sweep")
 def sweep_cmd(
-    spec: Annotated[str, typer.Argument(help="A preset (quick, standard, paper) or a FILE.toml.")],
+    spec: Annotated[
+        str, typer.Argument(help=f"A preset ({', '.join(preset_names())}) or a FILE.toml.")
+    ],
     workers: Annotated[
         int | None, typer.Option(help="Training processes at once [default: one per core, max 8].")
     ] = None,
@@ -369,6 +393,15 @@ def sweep_cmd(
             "[default: the spec's `critical = true`, else off]",
         ),
     ] = None,
+    check_monotone: Annotated[
+        bool,
+        typer.Option(
+            "--check-monotone",
+            help="With --critical: once the bisection ends, probe each bracket's neighbours "
+            "(the lengths just below its longest T solved and just above its shortest T failed) "
+            "and flag outcomes that are not monotone in T (critical.json, the report).",
+        ),
+    ] = False,
 ) -> None:
     """Run a grid of task x seq_len x cell x clip x seed: one parent MLflow run, one child per config.
 
@@ -398,6 +431,13 @@ def sweep_cmd(
     uri = _open_store(tracking_uri)
     check_executor(executor, ray_address, uri)
     pop_size = _population_size(population, sweep_backend, device)
+    if pop_size > 1 and any(c.max_seconds is not None for c in sweep_spec.grid()):
+        if population.strip().lower() != "auto":  # members share one clock: no per-run time cap
+            raise UserError(
+                f"--population {population} cannot train runs with max_seconds (the members "
+                "share one clock); use --population off, or drop max_seconds from the spec."
+            )
+        pop_size = 1  # auto: a time-capped spec trains every run alone
     if device == "gpu" and executor == "local" and not dry_run:
         from suite.core.backend import check_gpu_visible
 
@@ -426,7 +466,7 @@ def sweep_cmd(
     if critical:
         return _critical_sweep(
             sweep_spec, spec, uri, experiment, workers, executor, ray_address, device,
-            console, pop_size, resume, brackets, len(grid), tracking_uri, backend,
+            console, pop_size, resume, brackets, len(grid), tracking_uri, backend, check_monotone,
         )  # fmt: skip
 
     import contextlib
@@ -485,7 +525,8 @@ def report_cmd(
     _quiet_mlflow()
     from rich.console import Console
 
-    from suite.findings.report import load_sweep, write_report
+    from suite.findings.data import load_sweep
+    from suite.findings.report import write_report
 
     console = Console(stderr=True)
     with console.status("reading the sweep from MLflow"):
@@ -494,14 +535,14 @@ def report_cmd(
     with console.status("writing the report"):
         path = write_report(data, out_dir)
     from suite.findings.claims import check_claims
-    from suite.findings.report import verdict
+    from suite.findings.verdict import verdict
 
     print("Verdict:")
     for sentence in verdict(data):
         print(f"  - {sentence}")
     print("Claims:")
     for c in check_claims(data):
-        print(f"  {c.number}. {c.finding}: {c.text}")
+        print(f"  {c.number}. {c.label}: {c.text}")
     print(
         f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
     )
@@ -610,7 +651,8 @@ def export_cmd(
             "[green]solved[/]" if cand.status == "solved" else f"[yellow]{cand.status.upper()}[/]"
         )
         table.add_row(
-            f"{cand.task}@{cand.seq_len}", cand.cell, cand.clip, status,
+            f"{cand.task}@{cand.seq_len}", cand.cell,
+            cand.clip + (f" · {cand.optimizer}" if cand.optimizer != "adam" else ""), status,
             ",".join(o for o in r["ops"] if o in ("RNN", "LSTM", "GRU", "Loop")),
             f"{p['parity_max_abs_diff']:.1e} " + ("ok" if p["parity_ok"] else "[red]FAIL[/]"),
             "agrees" if p["metric_agrees"] else "[red]differs[/]",
@@ -626,7 +668,10 @@ def export_cmd(
 @app.command("infer")
 def infer_cmd(
     model: Annotated[
-        str, typer.Argument(help="A .onnx file or models:/rnnbench-TASK-TL@champion.")
+        str,
+        typer.Argument(
+            help="A .onnx file or a registered model, e.g. models:/rnnbench-adding-T50@champion (rnnbench export prints the names)."
+        ),
     ],
     input: Annotated[
         str | None, typer.Option("--input", help="Run on this .npy array [batch, time, features].")
@@ -676,7 +721,10 @@ def infer_cmd(
 def perf_cmd(
     cells: Annotated[
         list[str] | None,
-        typer.Option("--cells", help="Cells to measure (repeat the option) [default: all four]."),
+        typer.Option(
+            "--cells",
+            help=f"Cells to measure (repeat the option) [default: all of {', '.join(CELLS)}].",
+        ),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Fewer steps and repeats: a few minutes.")
@@ -723,7 +771,7 @@ def perf_cmd(
 
 def _critical_sweep(
     sweep_spec, spec, uri, experiment, workers, executor, ray_address, device, console,
-    pop_size, resume, brackets, first_round, tracking_uri, backend,
+    pop_size, resume, brackets, first_round, tracking_uri, backend, check_monotone=False,
 ) -> None:  # fmt: skip
     """``rnnbench sweep --critical``: bisect T round by round (suite.study.critical)."""
     import contextlib
@@ -751,7 +799,7 @@ def _critical_sweep(
         judge = functools.partial(probe_outcomes, uri, experiment)
         outcome = run_critical(
             sweep_spec, uri, experiment, judge, workers, executor, ray_address, device,
-            console, pool, pop_size, resume,
+            console, pool, pop_size, resume, check_monotone,
         )  # fmt: skip
     if outcome.interrupted:
         _interrupted(console, f"{spec} --critical", tracking_uri, experiment, backend)
@@ -779,11 +827,13 @@ def _print_critical(rows, name: str) -> None:
         "longest T solved",
         "bracket",
         "probes: solved / n (95 % CI)",
+        *(["end check"] if any(r.checks for r in rows) else []),
     ):
         table.add_column(col, no_wrap=col in ("task", "clip"))
     for r in rows:
         t = row_texts(r)
-        table.add_row(r.task, r.cell, r.clip, t["longest"], t["bracket"], t["probes"])
+        extra = [t["checks"]] if any(r.checks for r in rows) else []
+        table.add_row(r.task, r.cell, r.clip, t["longest"], t["bracket"], t["probes"], *extra)
     Console(width=max(120, Console().width)).print(table)
 
 
@@ -792,8 +842,10 @@ def _print_summary(rows: list[dict], name: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"sweep {name}: solved seeds / runs, median steps and seconds to solve")
-    for col in ("task@T", "cell", "clip", "result", "steps", "seconds", "best val/base"):
-        table.add_column(col, no_wrap=col in ("task@T", "clip"))
+    optimizers = len({r.get("optimizer", "adam") for r in rows}) > 1
+    cols = ("task@T", "cell", "clip", *(("optimizer",) if optimizers else ()), "result")
+    for col in (*cols, "steps", "seconds", "best val/base"):
+        table.add_column(col, no_wrap=col in ("task@T", "clip", "optimizer"))
     for r in rows:
         if r["finished"] < r["runs"]:
             result = f"[yellow]{r['solved']}/{r['runs']} ({r['runs'] - r['finished']} missing)[/]"
@@ -807,6 +859,7 @@ def _print_summary(rows: list[dict], name: str) -> None:
             f"{r['task']}@{r['seq_len']}",
             r["cell"],
             r["clip"],
+            *((r.get("optimizer", "adam"),) if optimizers else ()),
             result,
             f"{r['median_steps']:.0f}" if r["median_steps"] is not None else "-",
             f"{r['median_seconds']:.1f}" if r["median_seconds"] is not None else "-",

@@ -4,7 +4,7 @@ Example:
     >>> import numpy as np
     >>> from tasks import get_task, TASK_NAMES
     >>> TASK_NAMES
-    ('adding', 'copy', 'delayed_recall')
+    ('adding', 'copy', 'delayed_recall', 'temporal_order')
     >>> task = get_task("copy", seq_len=100)
     >>> round(task.baseline_loss, 4)
     0.1733
@@ -18,8 +18,11 @@ from tasks.adding import AddingTask
 from tasks.base import CROSSENTROPY, FINAL_CLASS, FINAL_SCALAR, MSE, PER_STEP_CLASS, Task
 from tasks.copy_memory import CopyTask
 from tasks.delayed_recall import DelayedRecallTask
+from tasks.temporal_order import TemporalOrderTask
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, DelayedRecallTask)}
+TASKS: dict[str, type[Task]] = {
+    t.name: t for t in (AddingTask, CopyTask, DelayedRecallTask, TemporalOrderTask)
+}
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
 

@@ -91,27 +91,29 @@ def log_fake_run(
     client, exp_id, parent, task, T, cell, clip, seed, status,
     steps=None, ratio=None, gmax=1.5, gmean=1.0, *,
     curves=None, profiles=None, stop_reason=None, run_steps=None, max_steps=None,
-    input_length=None,
+    input_length=None, params=None, config_hash=None,
 ):  # fmt: skip
     """Hand-log one finished child run laid out as `rnnbench train` logs it (for report logic).
 
     ``steps``: steps to solve (solved runs); ``curves``: metric -> values at evals 100, 200, ...
     (stepped metrics: ``val_loss_ratio``, ``grad_norm``, ``grad_norm_max``, ``clip_fraction``);
     ``profiles``: ‖∂L/∂x_t‖ per eval, written as the real ``grad_profile.json`` artifact;
-    ``run_steps``/``max_steps``/``stop_reason``: the final ``steps`` metric, the param and tag.
+    ``run_steps``/``max_steps``/``stop_reason``: the final ``steps`` metric, the param and tag;
+    ``params``: more params (e.g. ``optimizer``, ``lr``, ``omega``), also in the default hash.
     """
     from mlflow.entities import Metric, Param
 
     tags = {
         "mlflow.parentRunId": parent,
         "rnnbench.status": status,
-        "rnnbench.config_hash": f"{task}{T}{cell}{clip}{seed}",
+        "rnnbench.config_hash": config_hash
+        or f"{task}{T}{cell}{clip}{seed}" + "".join(f"{k}{v}" for k, v in (params or {}).items()),
     }
     if stop_reason:
         tags["rnnbench.stop_reason"] = stop_reason
     run = client.create_run(exp_id, run_name=f"{task}-T{T}-{cell}-{clip}-s{seed}", tags=tags)
     rid = run.info.run_id
-    params = dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed)
+    params = dict(task=task, seq_len=T, cell=cell, clip=clip, seed=seed, **(params or {}))
     if max_steps is not None:
         params["max_steps"] = max_steps
     if input_length is not None:

@@ -133,12 +133,12 @@ def test_an_undecided_first_probe_stops_at_once():
 
 
 def test_evaluate_may_answer_with_outcomes():
-    from suite.findings.analysis import Outcome
+    from suite.findings.outcomes import Outcome
 
     b = Bracket("copy", "gru", "none", [3, 5, 8])
     bisect(
         [b],
-        lambda ps: {p: Outcome("solved" if p.seq_len < 8 else "failed", 1, 1, 0, 1, 1) for p in ps},
+        lambda ps: {p: Outcome("solved" if p.seq_len < 8 else "failed", 1, 1, 0, 0, 1) for p in ps},
     )
     assert (b.longest_solved, b.shortest_failed) == (5, 8)
 
@@ -179,22 +179,32 @@ def test_one_length_cannot_be_bisected():
 # ----- the store read back, the report section (hand-logged runs, no training) -------------
 
 
-def _hand_logged_critical(uri, thresholds, undecided=None):
+def _hand_logged_critical(
+    uri, thresholds, undecided=None, seeds=(0, 1), cells=("simple_rnn", "gru"), kw=None,
+    elsewhere=(), check=False, solves=None,
+):  # fmt: skip
     """A critical sweep whose probes are hand-logged runs of a fake solver; the real judge
-    (suite.findings.critical.probe_outcomes) and critical.json."""
+    (suite.findings.critical.probe_outcomes) and critical.json. ``kw``: cell -> more
+    log_fake_run options; ``elsewhere``: cells whose runs another sweep trained (resume reused
+    them: not children of this parent); ``check``: the end check of monotonicity;
+    ``solves(cell, T)``: the solver, instead of ``T <= thresholds[cell]``."""
     import mlflow
 
     from suite.findings.critical import probe_outcomes
-    from suite.study.critical import artifact
+    from suite.study.critical import artifact, check_monotone
     from tracking import CRITICAL_ARTIFACT, KIND_TAG, MODE_TAG
 
     client = mlflow.MlflowClient(uri)
     exp_id = client.create_experiment("rnnbench")
+    other = client.create_run(exp_id, run_name="sweep-other", tags={KIND_TAG: "sweep"}).info.run_id
     parent = client.create_run(
         exp_id, run_name="sweep-c", tags={KIND_TAG: "sweep", MODE_TAG: "critical"}
     ).info.run_id
     client.log_param(parent, "spec", "c")
-    spec = _spec(tasks=["adding"], seq_lens=LENS, clips=["none"], seeds=[0, 1])
+    spec = _spec(
+        tasks=["adding"], seq_lens=LENS, clips=["none"], seeds=list(seeds), cells=list(cells)
+    )
+    solves = solves or (lambda cell, T: T <= thresholds[cell])
     # the judge reads runs back by config hash: here log_fake_run's hash of each run
     hashes = {
         p: [f"{p.task}{p.seq_len}{p.cell}{p.clip}{c.seed}" for c in cs]
@@ -207,12 +217,15 @@ def _hand_logged_critical(uri, thresholds, undecided=None):
     def evaluate(probes):
         for p in probes:
             for seed in spec.seeds:
-                status = "solved" if p.seq_len <= thresholds[p.cell] else "unsolved"
-                kw = {}
+                status = "solved" if solves(p.cell, p.seq_len) else "unsolved"
+                extra = dict((kw or {}).get(p.cell, {}))
+                if status == "unsolved":  # plateaued failures: conclusive
+                    extra.setdefault("curves", {"val_loss_ratio": [0.95] * 5})
                 if (p.cell, p.seq_len) == undecided and seed == 0:  # cut by the time cap
-                    kw = {"stop_reason": "max_seconds reached", "run_steps": 7, "max_steps": 10}
+                    extra = {"stop_reason": "max_seconds reached", "run_steps": 7, "max_steps": 10}
+                owner = other if p.cell in elsewhere else parent
                 log_fake_run(
-                    client, exp_id, parent, p.task, p.seq_len, p.cell, p.clip, seed, status, **kw
+                    client, exp_id, owner, p.task, p.seq_len, p.cell, p.clip, seed, status, **extra
                 )
         return probe_outcomes(uri, "rnnbench", {p: hashes[p] for p in probes})
 
@@ -222,14 +235,17 @@ def _hand_logged_critical(uri, thresholds, undecided=None):
         doc = artifact(spec, bs, configs, k)
         client.log_text(parent, json.dumps(doc), CRITICAL_ARTIFACT)
 
-    bisect(brackets, evaluate, on_round)
+    rounds = bisect(brackets, evaluate, on_round)
+    if check and check_monotone(brackets, evaluate):
+        on_round(rounds, [], brackets)
     client.set_terminated(parent, "FINISHED")
     return parent, brackets
 
 
 def test_store_read_back_and_report_section(sqlite_uri, tmp_path):
     from suite.findings.critical import critical_rows, row_texts
-    from suite.findings.report import load_sweep, write_report
+    from suite.findings.data import load_sweep
+    from suite.findings.report import write_report
 
     parent, brackets = _hand_logged_critical(sqlite_uri, {"simple_rnn": 20, "gru": 10**9})
     rows = critical_rows(sqlite_uri, parent)
@@ -253,10 +269,11 @@ def test_store_read_back_and_report_section(sqlite_uri, tmp_path):
 
 
 def test_undecided_probe_is_reported_open(sqlite_uri, tmp_path):
-    from suite.findings.critical import critical_markdown, critical_rows, fig_critical, row_texts
+    from suite.findings.critical import critical_rows, row_texts
+    from suite.findings.report import critical_markdown, fig_critical
 
     # gru at T = 50 (round 1): seed 0 time-capped, seed 1 unsolved -> 0 solved of 1 counted,
-    # 1 incomplete: 2(0 + 1) >= 2 -> undecided (analysis.outcome); the bracket stops there
+    # 1 incomplete: 2(0 + 1) >= 2 -> undecided (outcomes.outcome); the bracket stops there
     parent, brackets = _hand_logged_critical(
         sqlite_uri, {"simple_rnn": 0, "gru": 0}, undecided=("gru", 50)
     )
@@ -285,6 +302,112 @@ def test_a_grid_sweep_has_no_critical_section(sqlite_uri):
     exp_id = client.create_experiment("rnnbench")
     parent = client.create_run(exp_id, tags={"rnnbench.kind": "sweep"}).info.run_id
     assert critical_rows(sqlite_uri, parent) is None
+
+
+# ----- issue 21: the critical findings read what the table reads -----------------------------
+
+
+def test_one_solved_seed_and_crashes_do_not_move_a_bracket(sqlite_uri):
+    """Item 3: 1 solved + 1 crashed + 1 never-run seed is undecided: the bracket stops there."""
+    import mlflow
+
+    from suite.findings.critical import probe_outcomes
+
+    client = mlflow.MlflowClient(sqlite_uri)
+    exp = client.create_experiment("rnnbench")
+    parent = client.create_run(exp, tags={"rnnbench.kind": "sweep"}).info.run_id
+    log_fake_run(client, exp, parent, "adding", 50, "gru", "none", 0, "solved")
+    crashed = client.create_run(
+        exp, run_name="adding-T50-gru-none-s1", tags={"rnnbench.config_hash": "adding50grunone1"}
+    )
+    client.set_terminated(crashed.info.run_id, "FAILED")
+    p = Probe("adding", "gru", "none", 50)
+    hashes = ["adding50grunone0", "adding50grunone1", "adding50grunone2"]
+    got = probe_outcomes(sqlite_uri, "rnnbench", {p: hashes})
+    assert got[p].state == "undecided" and (got[p].solved, got[p].missing) == (1, 2)
+    b = Bracket("adding", "gru", "none", [20, 50, 100])
+    bisect([b], lambda probes: got)
+    assert b.stopped_at == 50 and b.longest_solved is None
+
+
+def test_claims_read_the_runs_the_critical_table_reads(sqlite_uri):
+    """Item 8: gru's probes were trained by another sweep (resume reused them), so they are not
+    children of the critical parent; the table and the claims both read them, by hash."""
+    from suite.findings.claims import check_claims
+    from suite.findings.critical import rows_of
+    from suite.findings.data import load_sweep
+    from suite.findings.outcomes import outcomes
+
+    parent, _ = _hand_logged_critical(
+        sqlite_uri, {"simple_rnn": 20, "gru": 10**9}, elsewhere=("gru",)
+    )
+    data = load_sweep(sqlite_uri, "rnnbench", parent)
+    rows = {r.cell: r for r in rows_of(data)}
+    assert rows["gru"].longest_solved == 500
+    outs = outcomes(data)
+    for row in rows.values():  # one outcome per probe, from one set of runs
+        for T, o in row.probes.items():
+            assert outs[("adding", T, row.cell, "none", "adam")] == o
+    named = {h for b in data.critical["brackets"] for p in b["probes"] for h in p["hashes"]}
+    assert {r.config_hash for r in data.runs} == named
+    c3 = {c.number: c for c in check_claims(data)}[3]
+    assert "gated T = 500, tanh T = 20" in c3.evidence  # the reused runs are evidence
+    assert "indicative (p = 0.17)" in c3.evidence  # 2 seeds: 2/2 vs 0/2 decides nothing
+
+
+def test_critical_verdict_ranks_by_critical_length_and_claim3_reads_a_common_probe(sqlite_uri):
+    """Items 6 and 7: in a critical sweep cells rank by critical length (share solved ranks
+    nothing there), and claim 3's profile clause reads the longest T both brackets probed."""
+    from conftest import decay_profile
+
+    from suite.findings.claims import check_claims
+    from suite.findings.data import load_sweep
+    from suite.findings.verdict import verdict
+
+    kw = {"gru": {"profiles": [decay_profile(50, -1.0)]},
+          "simple_rnn": {"profiles": [decay_profile(50, -10.0)]}}  # fmt: skip
+    parent, _ = _hand_logged_critical(
+        sqlite_uri, {"simple_rnn": 20, "gru": 10**9}, seeds=range(6), kw=kw
+    )
+    data = load_sweep(sqlite_uri, "rnnbench", parent)
+    text = "\n".join(verdict(data))
+    assert "Ranking of cells on adding by critical length" in text
+    assert "gru (500) > [p = 0.0011] simple_rnn (20)" in text
+    assert "share of runs solved" not in text
+    assert (
+        "simple_rnn T = 20 (none, bracket [20, 50)); gru T = 500 (none, bracket [500, –))" in text
+    )
+    c3 = {c.number: c for c in check_claims(data)}[3]
+    assert c3.finding == "SUPPORTED" and c3.label == "SUPPORTED", c3.evidence
+    assert "decay at adding@50" in c3.evidence  # probed by both brackets; 500 by gru only
+
+
+def test_end_check_reprobes_neighbours_and_flags_non_monotone_outcomes(sqlite_uri, tmp_path):
+    """Item 11: simple_rnn fails T = 10 and T = 50 but solves T = 20, which the bisection never
+    probes; the end check probes the bracket's neighbour T = 20 and flags it."""
+    from suite.findings.critical import row_texts, rows_of
+    from suite.findings.data import load_sweep
+    from suite.findings.report import write_report
+    from suite.findings.verdict import verdict
+
+    parent, brackets = _hand_logged_critical(
+        sqlite_uri, {}, check=True, solves=lambda cell, T: cell == "gru" or T == 20
+    )
+    rnn = next(b for b in brackets if b.cell == "simple_rnn")
+    gru = next(b for b in brackets if b.cell == "gru")
+    assert (rnn.longest_solved, rnn.shortest_failed) == (None, 10)  # checks never move a bound
+    assert rnn.checks == {20: "solved"} and rnn.non_monotone == [20]
+    assert gru.checks == {} and "NOT MONOTONE at T = 20" in rnn.describe()
+    data = load_sweep(sqlite_uri, "rnnbench", parent)
+    record = next(b for b in data.critical["brackets"] if b["cell"] == "simple_rnn")
+    assert record["non_monotone"] == [20] and [c["seq_len"] for c in record["checks"]] == [20]
+    row = next(r for r in rows_of(data) if r.cell == "simple_rnn")
+    assert row.non_monotone == [(10, 20)]
+    assert "NOT MONOTONE: failed T = 10 but solved T = 20" in row_texts(row)["checks"]
+    assert any("Not monotone in T: simple_rnn none solved adding@20 but failed adding@10" in s
+               for s in verdict(data))  # fmt: skip
+    md = write_report(data, tmp_path / "rep", log_to_mlflow=False).read_text()
+    assert "| end check |" in md and "NOT MONOTONE" in md
 
 
 # ----- the CLI: errors, dry run, one tiny real sweep ------------------------------------------
@@ -370,6 +493,20 @@ def test_critical_sweep_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 runs trained now" in again.stdout
     assert len(client.search_runs([exp.experiment_id], max_results=1000)) == len(runs)
+
+    # the end check (issue 21, item 11): the bisection replays, then one round of neighbours
+    check = run_cli(*args, "--check-monotone", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr[-3000:]
+    (tmp_path / "c").mkdir()
+    record = json.loads(
+        open(
+            client.download_artifacts(parent.info.run_id, "critical.json", str(tmp_path / "c"))
+        ).read()
+    )
+    checked = [(b["cell"], c["seq_len"]) for b in record["brackets"] for c in b["checks"]]
+    for b in record["brackets"]:
+        assert not {c["seq_len"] for c in b["checks"]} & {p["seq_len"] for p in b["probes"]}
+    assert f"{len(checked)} runs trained now" in check.stdout
 
     rep = run_cli("report", "--tracking-uri", uri, "--out", "rep", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr[-3000:]

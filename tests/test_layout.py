@@ -70,6 +70,7 @@ def test_run_names_read_back(task, T, cell, clip, seed):
 
     name = run_name(task, T, cell, clip, seed)
     assert parse_run_name(name) == {
-        "task": task, "seq_len": str(T), "cell": cell, "clip": clip, "seed": str(seed)
+        "task": task, "seq_len": str(T), "cell": cell, "clip": clip, "seed": str(seed),
+        "optimizer": "adam",
     }  # fmt: skip
     assert parse_run_name("sweep-quick") is None

@@ -239,7 +239,8 @@ def test_report_gains_an_onnx_table(store, tmp_path):
     import mlflow
 
     from suite.deploy.export import candidate_for_run, export_one
-    from suite.findings.report import load_sweep, onnx_section
+    from suite.findings.data import load_sweep
+    from suite.findings.report import onnx_section
 
     root, uri, runs = store
     export_one(candidate_for_run(uri, runs["lstm"]), uri, "onnx", tmp_path)

@@ -166,3 +166,35 @@ def test_a_population_sweep_killed_with_sigkill_then_rerun_finishes_each_config_
         if r.info.status == "FINISHED":
             finished[r.info.run_name] = finished.get(r.info.run_name, 0) + 1
     assert len(finished) == 6 and set(finished.values()) == {1}, finished
+
+
+def test_a_population_refuses_max_seconds_in_one_line(tmp_path):
+    """Issue 21, item 9: members share one clock, so a time cap would stop each at another
+    step than alone: a population of more than one refuses it; --population auto trains such a
+    spec's runs alone."""
+    from suite.core.population import check_population
+    from suite.core.train import TrainConfig
+
+    configs = [
+        TrainConfig(task="adding", seq_len=5, cell="gru", hidden=4, backend="jax", seed=s,
+                    max_seconds=5.0)
+        for s in range(2)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="shares one clock"):
+        check_population(configs)
+    check_population(configs[:1])  # alone: its own clock
+    (tmp_path / "t.toml").write_text(
+        'name = "capped"\ntasks = ["adding"]\nseq_lens = [5]\ncells = ["gru"]\nclips = ["none"]\n'
+        "seeds = [0, 1]\n[train]\nhidden = 4\nmax_steps = 10\nmax_seconds = 5\n"
+    )
+    out = run_cli(
+        "sweep", "t.toml", "--backend", "jax", "--population", "2", "--dry-run", cwd=tmp_path
+    )
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and "max_seconds" in lines[0], out.stderr
+    auto = run_cli(
+        "sweep", "t.toml", "--backend", "jax", "--device", "gpu", "--population", "auto",
+        "--dry-run", cwd=tmp_path,
+    )  # fmt: skip
+    if auto.returncode == 0:  # a GPU here: auto would mean 64, the time cap makes it 1
+        assert "populations of up to" not in auto.stdout, auto.stdout

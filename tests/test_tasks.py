@@ -1,4 +1,4 @@
-"""The three tasks: shapes, determinism, structure, measured baselines, oracle, bad input."""
+"""The tasks: shapes, determinism, structure, measured baselines, oracle, bad input."""
 
 from __future__ import annotations
 
@@ -109,6 +109,8 @@ def _oracle(name, x, task):
         target = np.zeros_like(ids)
         target[:, task.recall_slice] = ids[:, :10]
         return 20.0 * np.eye(10)[target]
+    if name == "temporal_order":
+        return 20.0 * np.eye(4)[_temporal_order_labels(x, task)[0]]
     return 20.0 * np.eye(task.num_classes)[x[:, 0, : task.num_classes].argmax(-1)]
 
 
@@ -255,4 +257,104 @@ def test_copy_options_solved_on_the_recall_slice_only():
 def test_copy_bad_options(opts, exc, match):
     with pytest.raises(exc, match=match) as e:
         get_task("copy", seq_len=5, **opts)
+    assert "\n" not in str(e.value)
+
+
+# ----- temporal order (Hochreiter & Schmidhuber 1997, exp. 6a) -------------------------------
+
+
+def _temporal_order_labels(x, task):
+    """Read the two relevant steps (ids 0 = X, 1 = Y) and return (labels, t1, t2)."""
+    ids = x.argmax(-1)
+    relevant = ids < 2
+    assert np.all(relevant.sum(1) == 2)
+    t1 = relevant.argmax(1)
+    t2 = x.shape[1] - 1 - relevant[:, ::-1].argmax(1)
+    rows = np.arange(len(x))
+    return 2 * ids[rows, t1] + ids[rows, t2], t1, t2
+
+
+@pytest.mark.parametrize("T", [10, 11, 13, 19, 20, 57, 100])
+@pytest.mark.parametrize("D", [1, 4, 7])
+def test_temporal_order_structure(T, D):
+    task = get_task("temporal_order", seq_len=T, num_distractors=D)
+    x, y = task.generate(2000, np.random.default_rng(T))
+    assert task.input_dim == D + 2 and task.num_classes == task.output_dim == 4
+    assert x.shape == (2000, T, D + 2) and x.dtype == np.float32
+    assert y.shape == (2000,) and y.dtype == np.int64
+    assert np.all(x.sum(-1) == 1) and set(np.unique(x)) == {0.0, 1.0}  # one-hot everywhere
+    labels, t1, t2 = _temporal_order_labels(x, task)  # exactly two X/Y steps per sequence
+    assert np.array_equal(labels, y)
+    lo1, hi1 = int(np.ceil(T / 10)), int(np.floor(2 * T / 10))
+    lo2, hi2 = int(np.ceil(4 * T / 10)), int(np.floor(5 * T / 10))
+    assert (task.first_range, task.second_range) == ((lo1, hi1), (lo2, hi2))
+    assert lo1 <= hi1 < lo2 <= hi2 < T
+    assert t1.min() >= lo1 and t1.max() <= hi1 and t2.min() >= lo2 and t2.max() <= hi2
+    assert set(t1) == set(range(lo1, hi1 + 1)) and set(t2) == set(range(lo2, hi2 + 1))
+    assert set(np.unique(y)) == {0, 1, 2, 3}
+    ids = x.argmax(-1)
+    assert set(np.unique(ids[ids >= 2])) == set(range(2, D + 2))  # every distractor shows up
+
+
+def test_temporal_order_every_allowed_length_has_valid_ranges():
+    for T in range(10, 1001):
+        task = get_task("temporal_order", seq_len=T)
+        (lo1, hi1), (lo2, hi2) = task.first_range, task.second_range
+        assert 10 * lo1 >= T and 10 * hi1 <= 2 * T and 10 * lo2 >= 4 * T and 10 * hi2 <= 5 * T
+        assert 10 * (lo1 - 1) < T and 10 * (hi1 + 1) > 2 * T  # the whole range, no narrower
+        assert 10 * (lo2 - 1) < 4 * T and 10 * (hi2 + 1) > 5 * T
+        assert lo1 <= hi1 < lo2 <= hi2 < T, T
+
+
+def test_temporal_order_baseline_measured_from_class_frequencies():
+    task = get_task("temporal_order", seq_len=50)
+    _, y = task.generate(20_000, np.random.default_rng(7))
+    freq = np.bincount(y, minlength=4) / len(y)
+    measured = -float(np.sum(freq * np.log(freq)))  # cross-entropy of predicting freq
+    assert measured == pytest.approx(task.baseline_loss, abs=0.01)
+    assert task.baseline_loss == pytest.approx(np.log(4))
+    m = task.evaluate(y, np.broadcast_to(np.log(freq), (len(y), 4)))
+    assert m["loss"] == pytest.approx(measured, abs=1e-9) and not task.solved(m)
+
+
+def test_temporal_order_seeded():
+    task = get_task("temporal_order", seq_len=30)
+    x1, y1 = task.generate(64, np.random.default_rng(9))
+    x2, y2 = task.generate(64, np.random.default_rng(9))
+    x3, y3 = task.generate(64, np.random.default_rng(10))
+    assert x1.tobytes() == x2.tobytes() and y1.tobytes() == y2.tobytes()
+    assert x1.tobytes() != x3.tobytes() and y1.tobytes() != y3.tobytes()
+
+
+def test_temporal_order_perfect_and_constant_predictors():
+    task = get_task("temporal_order", seq_len=40, num_distractors=3)
+    x, y = task.generate(4000, np.random.default_rng(3))
+    perfect = 20.0 * np.eye(4)[_temporal_order_labels(x, task)[0]]
+    m = task.evaluate(y, perfect)
+    assert m["accuracy"] == 1.0 and task.solved(m) and task.solved({"val_accuracy": 1.0})
+    constant = task.evaluate(y, np.zeros((len(y), 4)))
+    assert constant["loss"] == pytest.approx(np.log(4))
+    always_xy = task.evaluate(y, 20.0 * np.eye(4)[np.ones_like(y)])
+    assert always_xy["accuracy"] == pytest.approx(0.25, abs=0.03) and not task.solved(always_xy)
+    one_step_only = 20.0 * np.eye(4)[2 * (_temporal_order_labels(x, task)[0] // 2)]  # ignores t2
+    m = task.evaluate(y, one_step_only)
+    assert m["accuracy"] == pytest.approx(0.5, abs=0.05) and not task.solved(m)
+    assert task.describe()["options"] == {"num_distractors": 3}
+    assert task.solved_when == "val accuracy >= 0.99"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"seq_len": 9}, ValueError, r"seq_len >= 10.*seq_len=9"),
+        ({"seq_len": 0}, ValueError, "seq_len"),
+        ({"seq_len": 20, "num_distractors": 0}, ValueError, "num_distractors=0"),
+        ({"seq_len": 20, "num_distractors": 1.5}, TypeError, "num_distractors"),
+        ({"seq_len": 20, "num_distractors": True}, TypeError, "num_distractors"),
+        ({"seq_len": 20, "distractors": 3}, ValueError, "'distractors'.*num_distractors"),
+    ],
+)
+def test_temporal_order_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match) as e:
+        get_task("temporal_order", **kwargs)
     assert "\n" not in str(e.value)

@@ -4,11 +4,16 @@ The layout is a contract ([report], [onnx] and the README rely on it):
 
 - tracking URI: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else
   ``sqlite:///mlflow.db`` in the working directory; experiment ``rnnbench`` by default;
-  run name ``{task}-T{seq_len}-{cell}-{clip}-s{seed}``.
+  run name ``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}]-s{seed}`` (the optimizer part
+  only when it is not the default Adam at lr 1e-3; ``{clip}`` gains ``+omega=ALPHA`` when
+  Pascanu's regulariser is on).
 - params: every ``TrainConfig`` field (task, seq_len, cell, clip, hidden, batch_size,
   optimizer, lr, seed, max_steps, ...) plus ``baseline_loss`` and ``input_length``.
 - stepped metrics (one point per evaluation): ``train_loss, val_loss, val_accuracy``
-  (classification), ``grad_norm, grad_norm_max, clip_fraction, grad_decay, val_loss_ratio``.
+  (classification), ``grad_norm, grad_norm_max, clip_fraction, grad_decay, val_loss_ratio``,
+  and ``omega`` (the mean of Pascanu et al.'s regulariser Ω since the last evaluation; only
+  for runs with ``omega`` > 0). ``grad_norm`` is the pre-clip norm (of loss gradient + α ∂Ω/∂U
+  with the regulariser on); ``clip_fraction``: steps on which clipping changed the gradient.
 - final metrics: ``solved`` (0/1), ``steps_to_solve`` and ``seconds_to_solve`` (only when
   solved; training time only), ``val_loss_ratio``, ``steps``, ``train_seconds``,
   ``steps_per_second``.
@@ -45,30 +50,101 @@ TRAINING_RUNS = f"tags.`{HASH_TAG}` != ''"  # search filter: every training run
 VERSION_TAG, COMMIT_TAG, DEVICE_TAG = "rnnbench.version", "rnnbench.git_commit", "rnnbench.device"
 
 
-def run_name(task: str, seq_len: int, cell: str, clip, seed: int) -> str:
-    """The name of a training run: ``{task}-T{seq_len}-{cell}-{clip}-s{seed}``.
+DEFAULT_OPTIMIZER = ("adam", 1e-3, 0.0)  # (name, lr, momentum) that run names leave unsaid
+
+
+def optimizer_label(name: str, lr: float | None = None, momentum: float | None = 0.0) -> str:
+    """How runs name their optimizer: ``adam`` for Adam at lr 1e-3 (the suite's default),
+    else ``NAME(lr=LR[,momentum=M])`` (the form ``rnnbench train --optimizer`` reads back).
+
+    Example:
+        >>> optimizer_label("sgd", 0.01, 0.9)
+        'sgd(lr=0.01,momentum=0.9)'
+        >>> optimizer_label("adam", 0.001)
+        'adam'
+    """
+    lr = DEFAULT_OPTIMIZER[1] if lr is None else float(lr)
+    momentum = float(momentum or 0.0)
+    if (name, lr, momentum) == DEFAULT_OPTIMIZER:
+        return name
+    return f"{name}(lr={lr:g}" + (f",momentum={momentum:g}" if momentum else "") + ")"
+
+
+def treatment_label(clip, omega: float | None = 0.0) -> str:
+    """A run's gradient treatment: its clip spec, plus ``+omega=ALPHA`` when Pascanu's
+    regulariser is on (``global_clipnorm=1+omega=2``).
+
+    Example:
+        >>> treatment_label("global_clipnorm=1", 2.0)
+        'global_clipnorm=1+omega=2'
+    """
+    omega = float(omega or 0.0)
+    return f"{clip}+omega={omega:g}" if omega else str(clip)
+
+
+def parse_treatment(text: str) -> tuple[str, float]:
+    """``(clip, omega)`` of a :func:`treatment_label` (``omega`` 0.0 when it has none).
+
+    Example:
+        >>> parse_treatment("global_clipnorm=1+omega=2")
+        ('global_clipnorm=1', 2.0)
+    """
+    clip, sep, rest = str(text).partition("+")
+    if not sep:
+        return clip.strip(), 0.0
+    key, eq, value = (s.strip() for s in rest.partition("="))
+    if key != "omega" or not eq:
+        raise ValueError(
+            f"Invalid treatment {text!r}: after '+' only omega=ALPHA is allowed "
+            "(e.g. global_clipnorm=1+omega=2)."
+        )
+    try:
+        return clip.strip(), float(value)
+    except ValueError:
+        raise ValueError(f"Invalid treatment {text!r}: omega {value!r} is not a number.") from None
+
+
+def run_name(
+    task: str, seq_len: int, cell: str, clip, seed: int, optimizer: str | None = None
+) -> str:
+    """The name of a training run: ``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}]-s{seed}``.
+
+    ``clip`` is the :func:`treatment_label`; ``optimizer`` (an :func:`optimizer_label`) is
+    left out for the default ``adam``, so runs named before optimizers were an axis keep
+    their names.
 
     Example:
         >>> run_name("adding", 50, "irnn", "global_clipnorm=1", 0)
         'adding-T50-irnn-global_clipnorm=1-s0'
+        >>> run_name("adding", 50, "irnn", "none", 0, "sgd(lr=0.01,momentum=0.9)")
+        'adding-T50-irnn-none-sgd(lr=0.01,momentum=0.9)-s0'
     """
-    return f"{task}-T{seq_len}-{cell}-{clip}-s{seed}"
+    opt = f"-{optimizer}" if optimizer and optimizer != DEFAULT_OPTIMIZER[0] else ""
+    return f"{task}-T{seq_len}-{cell}-{clip}{opt}-s{seed}"
 
 
 _RUN_NAME = re.compile(
-    r"^(?P<task>.+?)-T(?P<seq_len>\d+)-(?P<cell>[a-z0-9_]+)-(?P<clip>.+)-s(?P<seed>\d+)$"
+    r"^(?P<task>.+?)-T(?P<seq_len>\d+)-(?P<cell>[a-z0-9_]+)-(?P<clip>.+?)"
+    r"(?:-(?P<optimizer>(?:adam|rmsprop|sgd)(?:\([^()]*\))?))?-s(?P<seed>\d+)$"
 )
 
 
 def parse_run_name(name: str | None) -> dict | None:
-    """The fields of a :func:`run_name` (strings), or ``None`` for another name.
+    """The fields of a :func:`run_name` (strings; ``optimizer`` is ``adam`` when the name
+    has none), or ``None`` for another name.
 
     Example:
         >>> parse_run_name("copy-T10-lstm-none-s2")["cell"]
         'lstm'
+        >>> parse_run_name("adding-T50-irnn-normalize=1-sgd(lr=0.01)-s0")["optimizer"]
+        'sgd(lr=0.01)'
     """
     m = _RUN_NAME.match(name or "")
-    return m.groupdict() if m else None
+    if not m:
+        return None
+    fields = m.groupdict()
+    fields["optimizer"] = fields["optimizer"] or DEFAULT_OPTIMIZER[0]
+    return fields
 
 
 def all_runs(client, experiment_id: str, filter_string: str = "") -> list:

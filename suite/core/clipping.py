@@ -1,15 +1,21 @@
-"""Clip specs, named exactly as Keras names the optimizer arguments.
+"""Clip specs, named exactly as Keras names the optimizer arguments (``normalize`` is ours).
 
     none                 no clipping
     clipnorm=TAU         each variable's gradient clipped to L2 norm TAU
     global_clipnorm=TAU  all gradients rescaled jointly so their global norm is <= TAU
     clipvalue=TAU        every gradient element clipped to [-TAU, TAU]
+    normalize=TAU        all gradients rescaled jointly so their global norm is exactly TAU
+                         (up or down; a zero gradient stays zero). Not a Keras optimizer
+                         argument: the train step rescales before the optimizer applies
+                         (``suite.core.steps.normalize_grads``)
 
 Example:
     >>> parse_clip("global_clipnorm=1")
     ClipSpec(kind='global_clipnorm', tau=1.0)
     >>> parse_clip("global_clipnorm=1").optimizer_kwargs()
     {'global_clipnorm': 1.0}
+    >>> parse_clip("normalize=1").optimizer_kwargs()
+    {}
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-CLIP_KINDS = ("clipnorm", "global_clipnorm", "clipvalue")
-VALID_FORMS = "none, clipnorm=TAU, global_clipnorm=TAU, clipvalue=TAU (TAU a positive number)"
+KERAS_KINDS = ("clipnorm", "global_clipnorm", "clipvalue")  # Keras optimizer arguments
+STEP_KINDS = ("normalize",)  # applied by the train step, before the optimizer
+CLIP_KINDS = (*KERAS_KINDS, *STEP_KINDS)
+VALID_FORMS = (
+    "none, clipnorm=TAU, global_clipnorm=TAU, clipvalue=TAU, normalize=TAU (TAU a positive number)"
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,9 @@ class ClipSpec:
         return "none" if self.kind == "none" else f"{self.kind}={self.tau:g}"
 
     def optimizer_kwargs(self) -> dict:
-        """The keyword arguments for a Keras optimizer (``{}`` for ``none``)."""
-        return {} if self.kind == "none" else {self.kind: self.tau}
+        """The keyword arguments for a Keras optimizer (``{}`` for ``none`` and the
+        ``STEP_KINDS``, which the train step applies itself)."""
+        return {self.kind: self.tau} if self.kind in KERAS_KINDS else {}
 
 
 def parse_clip(spec: str) -> ClipSpec:

@@ -12,7 +12,9 @@ vmapped kernels round differently in the last bits (differently again for each p
 size), and over thousands of steps a chaotic run can amplify that. Members are independent: one that solves or
 diverges is frozen (its updates masked) and gets its steps and seconds at that evaluation;
 the others go on; the population ends when every member has ended or at ``max_steps``.
-Seconds are the population's training time (all members share each step's wall time).
+Seconds are the population's training time (all members share each step's wall time), so a
+population of more than one member refuses ``max_seconds``: a shared clock would stop each
+member at another step than it would reach alone (train such runs alone).
 
 Example:
     >>> configs = [TrainConfig(task="adding", seq_len=10, backend="jax", seed=s) for s in range(4)]
@@ -61,6 +63,12 @@ def check_population(configs: list[TrainConfig]) -> None:
             "the members of a population differ only in their seed; got configs that differ "
             f"in more: {sorted({c.run_name for c in configs})[:4]}"
         )
+    if len(configs) > 1 and configs[0].max_seconds is not None:
+        raise ValueError(
+            f"a population of {len(configs)} shares one clock, so max_seconds "
+            f"({configs[0].max_seconds:g}) would stop each member at another step than alone; "
+            "train these runs alone (--population off) or drop max_seconds."
+        )
     seeds = [c.seed for c in configs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"a population's seeds must be distinct, got {seeds}.")
@@ -80,14 +88,14 @@ def split_populations(configs: list[TrainConfig], size: int) -> list[list[TrainC
 class PopulationStepper:
     """One vmapped, jitted step over P models' stacked state, with a mask of live members."""
 
-    def __init__(self, models, task, optimizer, loss_fn, clip) -> None:
+    def __init__(self, models, task, optimizer, loss_fn, clip, omega=0.0) -> None:
         import jax
         import jax.numpy as jnp
 
         from suite.core.steps.jax_step import initial_state, member_functions
 
         self.models, self.task, self.P = models, task, len(models)
-        fns = member_functions(models[0], task, optimizer, loss_fn, clip)
+        fns = member_functions(models[0], task, optimizer, loss_fn, clip, omega)
         self._y_dtype = fns.y_dtype
         states = [initial_state(m, optimizer) for m in models]
         self.state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -182,7 +190,9 @@ def train_population(
     cfg, P = configs[0], len(configs)
     task = get_task(cfg.task, seq_len=cfg.seq_len, **cfg.task_options)
     models = [build_model(cfg.cell, task, hidden=cfg.hidden, seed=c.seed) for c in configs]
-    stepper = PopulationStepper(models, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec)
+    stepper = PopulationStepper(
+        models, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec, cfg.omega
+    )
     streams = [_batches(task, cfg.batch_size, np.random.default_rng(c.seed)) for c in configs]
     vals = [task.generate(cfg.val_size, np.random.default_rng(c.seed + 10**6)) for c in configs]
     x_val, y_val = np.stack([v[0] for v in vals]), np.stack([v[1] for v in vals])
@@ -213,7 +223,9 @@ def train_population(
         for p in np.flatnonzero(active):
             if cbs[p]:
                 cbs[p].on_steps(step)
-            metrics = eval_metrics(windows[p], val[p], prof[p], task.baseline_loss)
+            metrics = eval_metrics(
+                windows[p], val[p], prof[p], task.baseline_loss, omega=cfg.omega > 0, task=task
+            )
             record = EvalRecord(step, train_seconds, metrics, prof[p].tolist())
             histories[p].append(record)
             last_val[p] = val[p]

@@ -34,10 +34,10 @@ import numpy as np
 from suite.core.backend import check_backend, default_backend
 from suite.core.clipping import parse_clip
 from suite.core.models import check_cell
+from suite.core.omega import OMEGA_CELLS
+from suite.core.optim import OPTIMIZERS
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
 DIVERGENCE_FACTOR = 1000.0  # loss above this multiple of the baseline ends the run as diverged
-PROFILE_FLOOR = 1e-30  # ‖∂L/∂x_t‖ below this (exact zeros) is floored before taking log10
 DATA_CHUNK = 32  # batches drawn from the generator per call (one vectorised numpy call)
 
 SOLVED, UNSOLVED, DIVERGED = "solved", "unsolved", "diverged"
@@ -50,12 +50,14 @@ class TrainConfig:
     task: str = "adding"  # one of tasks.TASK_NAMES
     seq_len: int = 100  # T, the dependency length
     cell: str = "lstm"  # one of suite.core.models.CELLS
-    clip: str = "none"  # none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU
+    clip: str = "none"  # none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU | normalize=TAU
     hidden: int = 128  # recurrent units
     batch_size: int = 64  # fresh samples per step
     optimizer: str = "adam"  # adam | rmsprop | sgd
     lr: float = 1e-3  # learning rate (Adam's default)
     momentum: float = 0.0  # SGD momentum (Pascanu et al. 2013 studied plain SGD)
+    # Pascanu et al.'s vanishing-gradient regulariser weight α (0: off; simple_rnn, irnn)
+    omega: float = 0.0
     max_steps: int = 2000  # hard limit on train steps
     max_seconds: float | None = None  # optional limit on training time (eval excluded)
     eval_every: int = 100  # steps between evaluations / diagnostics
@@ -95,6 +97,15 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"momentum applies to --optimizer sgd only, got {self.optimizer!r}.")
+        if isinstance(self.omega, bool) or not (
+            isinstance(self.omega, (int, float)) and math.isfinite(self.omega) and self.omega >= 0
+        ):
+            raise ValueError(f"omega must be a finite number >= 0, got {self.omega!r}.")
+        if self.omega and self.cell not in OMEGA_CELLS:
+            raise ValueError(
+                f"omega (Pascanu et al.'s regulariser) applies to {' and '.join(OMEGA_CELLS)} "
+                f"only, got cell {self.cell!r}."
+            )
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -106,10 +117,27 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """``{task}-T{seq_len}-{cell}-{clip}-s{seed}``, the MLflow run name."""
+        """``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}]-s{seed}``, the MLflow run name
+        (``tracking.layout.run_name``: the optimizer only when it is not Adam at 1e-3)."""
         from tracking.layout import run_name
 
-        return run_name(self.task, self.seq_len, self.cell, self.clip_spec, self.seed)
+        return run_name(
+            self.task, self.seq_len, self.cell, self.treatment, self.seed, self.optimizer_label
+        )
+
+    @property
+    def treatment(self) -> str:
+        """The gradient treatment: the clip spec, ``+omega=ALPHA`` with Pascanu's regulariser."""
+        from tracking.layout import treatment_label
+
+        return treatment_label(self.clip_spec, self.omega)
+
+    @property
+    def optimizer_label(self) -> str:
+        """``adam`` (Adam at lr 1e-3) or e.g. ``sgd(lr=0.01,momentum=0.9)``."""
+        from tracking.layout import optimizer_label
+
+        return optimizer_label(self.optimizer, self.lr, self.momentum)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -128,6 +156,10 @@ class TrainConfig:
         d = self.to_dict()
         if d["backend"] == "tensorflow":
             del d["backend"]
+        if not d.get("omega"):  # runs without the regulariser keep the hash they had before it
+            d.pop("omega", None)
+        elif isinstance(d["omega"], int):  # omega = 2 in a spec is --omega 2.0
+            d["omega"] = float(d["omega"])
         for name in without:
             d.pop(name, None)
         blob = json.dumps(d, sort_keys=True, default=str)
@@ -214,17 +246,16 @@ class CallbackList(TrainCallbacks):
             c.on_eval(record)
 
 
-def grad_decay_slope(profile: np.ndarray) -> float:
-    """Slope of log10 ‖∂L/∂x_t‖ per 100 steps of distance from the loss (last step).
+def grad_decay_slope(profile: np.ndarray, task=None) -> float:
+    """Slope of log10 ‖∂L/∂x_t‖ per 100 steps of distance from the loss (last step), by the
+    report's rule (``tasks.gradients.decay_slope``: the positions the loss reads directly,
+    copy's recall steps, cut when ``task`` is given; floored zeros left out).
 
     Negative = gradients shrink with distance (vanishing); ~0 = they reach far back.
     """
-    norms = np.maximum(np.asarray(profile, dtype=np.float64), PROFILE_FLOOR)
-    if len(norms) < 2 or not np.all(np.isfinite(norms)):
-        return float("nan")
-    distance = np.arange(len(norms))[::-1]  # the last step is at distance 0
-    slope = np.polyfit(distance, np.log10(norms), 1)[0]
-    return float(100.0 * slope)
+    from tasks.gradients import decay_slope
+
+    return decay_slope(profile, task)
 
 
 def make_optimizer(config: TrainConfig):
@@ -280,7 +311,13 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
     baseline = task.baseline_loss
     model = model or build_model(config.cell, task, hidden=config.hidden, seed=config.seed)
     stepper = make_stepper(
-        config.backend, model, task, make_optimizer(config), make_loss(task), config.clip_spec
+        config.backend,
+        model,
+        task,
+        make_optimizer(config),
+        make_loss(task),
+        config.clip_spec,
+        config.omega,
     )
     data = _batches(task, config.batch_size, np.random.default_rng(config.seed))
     x_val, y_val = task.generate(config.val_size, np.random.default_rng(config.seed + 10**6))
@@ -307,9 +344,8 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
         window = stepper.read_window()
         val = stepper.evaluate(x_val, y_val)
         prof = stepper.profile(px, py)
-        record = EvalRecord(
-            step, train_seconds, eval_metrics(window, val, prof, baseline), prof.tolist()
-        )
+        metrics = eval_metrics(window, val, prof, baseline, omega=config.omega > 0, task=task)
+        record = EvalRecord(step, train_seconds, metrics, prof.tolist())
         history.append(record)
         if callbacks:
             callbacks.on_eval(record)
@@ -321,16 +357,22 @@ def train(config: TrainConfig, callbacks: TrainCallbacks | None = None, model=No
     return make_result(task, ended, step, train_seconds, history, val, model)
 
 
-def eval_metrics(window, val: dict, prof: np.ndarray, baseline: float) -> dict[str, float]:
-    """The stepped metrics of one evaluation (the MLflow layout's names)."""
+def eval_metrics(
+    window, val: dict, prof: np.ndarray, baseline: float, omega: bool = False, task=None
+) -> dict[str, float]:
+    """The stepped metrics of one evaluation (the MLflow layout's names); ``omega`` (the
+    window's mean Ω) only for runs with Pascanu et al.'s regulariser on (``omega=True``);
+    ``grad_decay`` by the report's slope rule for ``task``."""
+    extra = {"omega": window.omega} if omega else {}
     return {
         "train_loss": window.train_loss,
         **val,
         "grad_norm": window.grad_norm,
         "grad_norm_max": window.grad_norm_max,
         "clip_fraction": window.clip_fraction,
-        "grad_decay": grad_decay_slope(prof),
+        "grad_decay": grad_decay_slope(prof, task),
         "val_loss_ratio": val["val_loss"] / baseline,
+        **extra,
     }
 
 

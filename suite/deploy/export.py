@@ -42,6 +42,7 @@ class Candidate:
     val_loss_ratio: float
     task_options: dict
     backend: str = "tensorflow"  # the Keras backend that trained the run
+    optimizer: str = "adam"  # tracking.layout.optimizer_label of the run (the optimizer axis)
 
     @property
     def variant(self) -> str:
@@ -71,6 +72,8 @@ def candidates(tracking_uri: str, experiment: str) -> list[Candidate]:
 
 
 def _candidate(r) -> Candidate:
+    from tracking.layout import optimizer_label, treatment_label
+
     p, m = r.data.params, r.data.metrics
     opts = {k[5:]: _parse(v) for k, v in p.items() if k.startswith("task.")}
     return Candidate(
@@ -78,12 +81,13 @@ def _candidate(r) -> Candidate:
         task=p["task"],
         seq_len=int(p["seq_len"]),
         cell=p["cell"],
-        clip=p.get("clip", "none"),
+        clip=treatment_label(p.get("clip", "none"), p.get("omega")),
         status=r.data.tags.get(STATUS_TAG, "unsolved"),
         seconds_to_solve=m.get("seconds_to_solve", math.inf),
         val_loss_ratio=m.get("val_loss_ratio", math.inf),
         task_options=opts,
         backend=p.get("backend", "tensorflow"),
+        optimizer=optimizer_label(p.get("optimizer", "adam"), p.get("lr"), p.get("momentum")),
     )
 
 
@@ -218,6 +222,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         "seq_len": cand.seq_len,
         "cell": cand.cell,
         "clip": cand.clip,
+        "optimizer": cand.optimizer,
         "run_id": cand.run_id,
         "status": cand.status,
         "rnnbench_version": package_version(),
@@ -256,7 +261,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     ) as run:
         mlflow.log_params(
             {"task": cand.task, "seq_len": cand.seq_len, "cell": cand.cell, "clip": cand.clip,
-             "source_run": cand.run_id, "opset": OPSET, "ops": ",".join(ops)}
+             "optimizer": cand.optimizer, "source_run": cand.run_id, "opset": OPSET, "ops": ",".join(ops)}
         )  # fmt: skip
         metrics = {
             "parity_max_abs_diff": parity["parity_max_abs_diff"],

@@ -1,11 +1,14 @@
 """The report: render a sweep's findings as ``report.md`` + PNG figures.
 
-This module draws and formats only: every number and sentence it prints (solve table entries,
-verdict, claims, the rules behind them) comes from :mod:`suite.findings.analysis`.
+This module draws and formats only: every number and sentence it prints comes from the
+modules that decide them: the solve table's outcomes (:mod:`suite.findings.outcomes`), the
+verdict (:mod:`suite.findings.verdict`), the claims (:mod:`suite.findings.claims`), the
+critical-length brackets (:mod:`suite.findings.critical`) and the rules behind them
+(:mod:`suite.findings.rules`).
 
 Example:
-    >>> data = load_sweep("sqlite:///mlflow.db", "rnnbench")        # doctest: +SKIP
-    >>> write_report(data, "reports/quick")                          # doctest: +SKIP
+    >>> from suite.findings.data import load_sweep                   # doctest: +SKIP
+    >>> write_report(load_sweep("sqlite:///mlflow.db", "rnnbench"), "reports/quick")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,23 +17,13 @@ import math
 import statistics
 from pathlib import Path
 
-from suite.findings.analysis import (  # noqa: F401  (re-exported: the report's API)
-    CELL_ORDER,
-    RunInfo,
-    SweepData,
-    check_claims,
-    clip_key,
-    groups,
-    load_sweep,
-    longest_solved,
-    mean_clip_fraction,
-    outcome,
-    rules,
-    solved_set,
-    still_falling,
-    trimmed_profile,
-    verdict,
-)
+from suite.findings.claims import check_claims
+from suite.findings.critical import CriticalRow, row_texts, rows_of
+from suite.findings.data import CELL_ORDER, SweepData, cell_key, clip_key
+from suite.findings.outcomes import UNDECIDED, groups, outcomes
+from suite.findings.rules import rules
+from suite.findings.runs import mean_clip_fraction, still_falling
+from suite.findings.verdict import verdict
 
 CELL_COLORS = {
     "simple_rnn": "tab:red",
@@ -46,27 +39,43 @@ CELL_MARKERS = {
 LINESTYLES = ("-", "--", ":", "-.")
 CURVE_CAP = 10.0  # learning curves: val loss / baseline drawn up to this (diverged runs go to 1e30)
 NORM_CAP = 1e4  # exploding-gradient panel: pre-clip norms drawn up to this
+CRITICAL_FIGURE = "critical_length.png"
 
-
-def _cell_key(cell: str) -> int:
-    return CELL_ORDER.index(cell) if cell in CELL_ORDER else len(CELL_ORDER)
-
-
-_clip_key = clip_key
+_cell_key, _clip_key = cell_key, clip_key
 
 
 def _ci(lo: float, hi: float) -> str:
     return f"CI {lo:.2g}–{hi:.2g}"
 
 
-def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str]], dict]:
-    """Columns task@T, rows (cell, clip), and the cell text (see render_markdown's legend)."""
+def _label(cell: str, clip: str, opt: str, optimizers: int) -> str:
+    return f"{cell} {clip}" + (f" {opt}" if optimizers > 1 else "")
+
+
+def trimmed_profile(r):
+    """A run's first profile as the slope rule trims it (copy's recall positions cut,
+    floored zeros NaN), for drawing."""
+    from suite.findings.runs import trimmed_profile as trim
+
+    return trim(r.profile_first, r.task, r.seq_len, r.input_length, r.task_options)
+
+
+# ----- tables ------------------------------------------------------------------------------
+
+
+def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str, str]], dict]:
+    """Columns task@T, rows (cell, clip, optimizer), and the cell text (see render_markdown's
+    legend)."""
     g = groups(data)
-    cols = sorted({(t, T) for t, T, _, _ in g}, key=lambda k: (k[0], k[1]))
-    rows = sorted({(c, k) for _, _, c, k in g}, key=lambda ck: (_cell_key(ck[0]), _clip_key(ck[1])))
+    outs = outcomes(data)
+    cols = sorted({(t, T) for t, T, *_ in g}, key=lambda k: (k[0], k[1]))
+    rows = sorted(
+        {(c, k, o) for _, _, c, k, o in g},
+        key=lambda r: (_cell_key(r[0]), _clip_key(r[1]), r[2] != "adam", r[2]),
+    )
     cells = {}
-    for (task, T, cell, clip), runs in g.items():
-        o = outcome(runs)
+    for (task, T, cell, clip, opt), runs in g.items():
+        o = outs[(task, T, cell, clip, opt)]
         done = [r for r in runs if r.finished]
         ci = _ci(*o.interval) if o.counted else "no complete run"
         if o.solved:
@@ -82,7 +91,7 @@ def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str]], dict
             )
         else:
             text = "no finished run"
-        if o.state == "undecided":
+        if o.state == UNDECIDED:
             text += " · undecided"
         div = sum(r.status == "diverged" for r in done)
         if div:
@@ -92,14 +101,13 @@ def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str]], dict
             text += f" · {falling.count(True)} budget-limited"
         if falling.count(False):
             text += f" · {falling.count(False)} plateaued"
-        gaps = len(runs) - len(done)
-        if gaps and done:
-            text += f" · {gaps} missing"
+        if o.missing and done:
+            text += f" · {o.missing} missing"
         capped = [r for r in done if r.incomplete]
         if capped:  # the time cap, not the step budget, ended these: not counted
             steps = statistics.median(r.metrics.get("steps", math.nan) for r in capped)
             text += f" · {len(capped)} time-capped at ~{steps:.0f} steps, not counted"
-        cells[((task, T), (cell, clip))] = text
+        cells[((task, T), (cell, clip, opt))] = text
     return [f"{t}@{T}" for t, T in cols], rows, {"cols": cols, "cells": cells}
 
 
@@ -108,15 +116,23 @@ def claims_markdown(claims) -> str:
         "## Claims",
         "",
         "The common answers to the question, each checked against this sweep's runs by the "
-        'rules under "How each finding is decided" (a configuration solves a task@T when at '
-        "least half its seeds do; runs cut by the training-time cap are not counted).",
+        'rules under "How each finding is decided": every comparison must be significant '
+        "(one-sided exact test, p < 0.05, by its margin) to decide a claim, an *indicative* one "
+        "decides nothing; a configuration solves a task@T when at least half the seeds it should "
+        "have do, and seeds without a counted run (time-capped, crashed, never run) leave it "
+        "undecided when they could flip it. Each finding says how many of its clauses the data "
+        "could test and how many runs it lacks.",
         "",
         "| # | claim | finding | evidence |",
         "|---|---|---|---|",
     ]
     for c in claims:
-        lines.append(f"| {c.number} | {c.text} | **{c.finding}** | {c.evidence} |")
+        lines.append(f"| {c.number} | {c.text} | **{c.finding}**{_testable(c)} | {c.evidence} |")
     return "\n".join(lines)
+
+
+def _testable(c) -> str:
+    return f", {c.testable}" if c.label != c.finding else ""
 
 
 def rules_markdown() -> str:
@@ -142,19 +158,19 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
     tasks = sorted({r.task for r in data.runs})
     clips = sorted({r.clip for r in data.runs}, key=_clip_key)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 2.6, 3.8), squeeze=False)
-    g = groups(data)
+    outs = outcomes(data)
+    opts = data.optimizers
     for ax, task in zip(axes[0], tasks, strict=True):
         for cell in sorted({r.cell for r in data.runs}, key=_cell_key):
-            for i, clip in enumerate(clips):
+            for i, (clip, opt) in enumerate((c, o) for c in clips for o in opts):
                 pts = []
-                for (t, T, c, k), runs in sorted(g.items(), key=lambda kv: kv[0][1]):
-                    o = outcome(runs)
-                    if (t, c, k) == (task, cell, clip) and o.counted:
+                for (t, T, c, k, p), o in sorted(outs.items(), key=lambda kv: kv[0][1]):
+                    if (t, c, k, p) == (task, cell, clip, opt) and o.counted:
                         pts.append((T, o.rate, *o.interval))
                 if pts:
                     xs, ys, lo, hi = zip(*pts, strict=True)
                     # small offsets keep overlapping lines (same solve rate) visible
-                    jitter = 0.01 * (i - (len(clips) - 1) / 2) + 0.03 * (
+                    jitter = 0.01 * (i - (len(clips) * len(opts) - 1) / 2) + 0.03 * (
                         _cell_key(cell) - (len(CELL_ORDER) - 1) / 2
                     )
                     xj = [
@@ -163,10 +179,10 @@ def fig_solve_rate(data: SweepData, path: Path) -> None:
                     ]
                     ax.errorbar(
                         xj, [y + jitter for y in ys],
-                        yerr=[[y - a for y, a in zip(ys, lo, strict=True)],
-                              [b - y for y, b in zip(ys, hi, strict=True)]],
+                        yerr=[[max(0.0, y - a) for y, a in zip(ys, lo, strict=True)],
+                              [max(0.0, b - y) for y, b in zip(ys, hi, strict=True)]],
                         fmt=LINESTYLES[i % 4], marker=CELL_MARKERS.get(cell, "o"), ms=5, capsize=2,
-                        elinewidth=0.7, color=CELL_COLORS.get(cell), label=f"{cell} {clip}",
+                        elinewidth=0.7, color=CELL_COLORS.get(cell), label=_label(cell, clip, opt, len(opts)),
                     )  # fmt: skip
         ax.set_title(task)
         ax.set_xlabel("sequence length T")
@@ -218,7 +234,7 @@ def fig_learning_curves(data: SweepData, path: Path) -> None:
                 xs, ys = zip(*pts, strict=True)
                 ax.plot(
                     xs, ys, LINESTYLES[clips.index(r.clip) % 4], color=CELL_COLORS.get(r.cell),
-                    label=f"{r.cell} {r.clip}",
+                    label=_label(r.cell, r.clip, r.optimizer, len(data.optimizers)),
                 )  # fmt: skip
                 if r.status == "diverged":
                     ax.plot(xs[-1], ys[-1], "x", color=CELL_COLORS.get(r.cell), ms=8, mew=2)
@@ -251,12 +267,8 @@ def fig_gradient_decay(data: SweepData, path: Path) -> None:
     )
 
     def median_profile(runs):
-        # copy's recall positions cut off, floored zeros as gaps (suite.findings.analysis.trimmed_profile)
-        profs = [
-            trimmed_profile(r.profile_first, r.task, r.seq_len, r.input_length, r.task_options)
-            for r in runs
-            if r.profile_first
-        ]
+        # copy's recall positions cut off, floored zeros as gaps (tasks.gradients.trimmed_profile)
+        profs = [trimmed_profile(r) for r in runs if r.profile_first]
         raw = [np.asarray(r.profile_first, dtype=float) for r in runs if r.profile_first]
         profs = [  # a run that blew up by then: skip; so do profiles of another length
             q for q, w in zip(profs, raw, strict=True) if np.all(np.isfinite(w)) and q[-1] > 0
@@ -341,7 +353,7 @@ def fig_exploding(data: SweepData, path: Path) -> None:
         a2.bar(pos, fracs, width=width * 0.9, color=CELL_COLORS.get(cell), label=cell)
     for ax in (a1, a2):
         ax.set_xticks(range(len(clips)))
-        ax.set_xticklabels(clips, fontsize=8)
+        ax.set_xticklabels([c.replace("+", "\n+") for c in clips], fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     a1.set_yscale("log")
     a1.set_ylabel(
@@ -353,6 +365,117 @@ def fig_exploding(data: SweepData, path: Path) -> None:
     _save(
         fig, path, "Exploding gradients: pre-clip norms and how often clipping fired", fontsize=10
     )
+
+
+# ----- the critical-length section ----------------------------------------------------------
+
+
+def critical_markdown(rows: list[CriticalRow], figure: str | None = CRITICAL_FIGURE) -> str:
+    nopt = len({r.optimizer for r in rows})
+    checks = any(r.checks for r in rows)
+    lines = [
+        "## Critical length",
+        "",
+        "How long a T can each cell x clip solve? This sweep bisected T over the spec's lengths "
+        "per task x cell x clip (assuming solving is monotone in T), probing each T with every "
+        "seed. Longest T solved: the longest probed T the configuration solves (at least half "
+        "the seeds it should have; seeds cut by the training-time cap, crashed or never run "
+        "count neither way); bracket [longest solved, shortest failed): the critical length "
+        "lies in it (– : none solved below the smallest length, or none failed up to the "
+        "largest); open: an undecided probe (its lacking seeds decide it) or a probe with no "
+        "finished run ended the bisection there. Probes: solved seeds / counted runs at each "
+        "probed T (95 % Wilson interval of the solve rate)."
+        + (
+            " End check: the lengths next to the bracket, probed again once bisection ended; "
+            "NOT MONOTONE flags a failed T shorter than a solved one."
+            if checks
+            else ""
+        ),
+        "",
+    ]
+    for task in sorted({r.task for r in rows}):
+        at = [r for r in rows if r.task == task]
+        lens = at[0].lens
+        head = "| cell | clip |" + (" optimizer |" if nopt > 1 else "")
+        head += " longest T solved | bracket | probes: solved / n (95 % CI) |"
+        head += " end check |" if checks else ""
+        lines += [f"### {task} (T in {', '.join(map(str, lens))})", "", head,
+                  "|" + "---|" * (head.count("|") - 1)]  # fmt: skip
+        for r in at:
+            t = row_texts(r)
+            line = f"| {r.cell} | {r.clip} |" + (f" {r.optimizer} |" if nopt > 1 else "")
+            line += f" {t['longest']} | {t['bracket']} | {t['probes']} |"
+            line += f" {t['checks'] or '—'} |" if checks else ""
+            lines.append(line)
+        lines.append("")
+    if figure:
+        lines += [f"![{figure}]({figure})", ""]
+    return "\n".join(lines).rstrip()
+
+
+def fig_critical(rows: list[CriticalRow], path: Path) -> None:
+    """Per task: the longest T solved per cell x clip (marker), the bracket up to the
+    shortest T failed as an error bar; log-T axis."""
+    plt = _plt()
+    tasks = sorted({r.task for r in rows})
+    nopt = len({r.optimizer for r in rows})
+    width = max(len([r for r in rows if r.task == t]) for t in tasks)
+    fig, axes = plt.subplots(
+        1, len(tasks), figsize=(max(4.5, 0.7 * width + 1.5) * len(tasks), 4.2), squeeze=False
+    )
+    for ax, task in zip(axes[0], tasks, strict=True):
+        at = [r for r in rows if r.task == task]
+        lens = at[0].lens
+        clips = sorted({r.clip for r in at}, key=clip_key)
+        for x, r in enumerate(at):
+            color = CELL_COLORS.get(r.cell, f"C{cell_key(r.cell) % 10}")
+            style = LINESTYLES[clips.index(r.clip) % len(LINESTYLES)]
+            lo, hi = r.longest_solved, r.shortest_failed
+            bottom = lo if lo is not None else lens[0] / 1.6
+            top = hi if hi is not None else lens[-1] * 1.6
+            ax.plot([x, x], [bottom, top], style, color=color, lw=2, alpha=0.7)
+            if hi is not None:  # the cap: the shortest T failed (no cap: none failed)
+                ax.plot([x - 0.15, x + 0.15], [hi, hi], "-", color=color, lw=1.5)
+            if lo is not None:
+                marker = "^" if hi is None and not r.unresolved else "o"
+                ax.plot(x, lo, marker, color=color, ms=8)
+            else:
+                ax.plot(x, lens[0], "v", color=color, ms=8, mfc="white")
+            for T in r.unresolved:
+                ax.plot(x, T, "x", color="black", ms=8, mew=2)
+            for T_fail, _ in r.non_monotone:
+                ax.plot(x, T_fail, "*", color="black", ms=10)
+        ax.set_yscale("log")
+        ax.set_yticks(lens, [str(T) for T in lens])
+        ax.minorticks_off()
+        ax.set_ylim(lens[0] / 2, lens[-1] * 2)
+        ax.set_xticks(
+            range(len(at)),
+            [f"{r.cell}\n{r.clip}" + (f"\n{r.optimizer}" if nopt > 1 else "") for r in at],
+            fontsize=7,
+        )
+        ax.set_xlim(-0.6, len(at) - 0.4)
+        ax.set_title(task)
+        ax.set_ylabel("sequence length T")
+        ax.grid(alpha=0.3, axis="y")
+    _save(
+        fig,
+        path,
+        "Critical length: longest T solved (o; ^: every length solved; open v: none solved),\n"
+        "bar up to the shortest T failed (cap; none: open-ended); x: undecided probe; "
+        "*: not monotone; line style: clip",
+        fontsize=9,
+    )
+
+
+def critical_section(data: SweepData, out_dir: Path) -> str | None:
+    """The report's "Critical length" section (and its figure in ``out_dir``) when ``data``
+    is a critical sweep; ``None`` otherwise."""
+    rows = rows_of(data)
+    if not rows:
+        return None
+    fig_critical(rows, Path(out_dir) / CRITICAL_FIGURE)
+    return critical_markdown(rows, CRITICAL_FIGURE)
 
 
 FIGURES = {
@@ -370,6 +493,7 @@ def render_markdown(
     data: SweepData, figures: list[str], extra_sections: list[str] | None = None
 ) -> str:
     cols, rows, t = solve_table(data)
+    nopt = len(data.optimizers)
     lines = [
         f"# rnnbench report: sweep `{data.name}`",
         "",
@@ -377,7 +501,13 @@ def render_markdown(
         f"{len(data.finished)} finished, "
         f"{sum(r.status == 'solved' for r in data.runs)} solved, "
         f"{sum(r.status == 'diverged' for r in data.runs)} diverged, "
-        f"{sum(r.status in ('failed', 'killed', 'running') for r in data.runs)} failed/killed/unfinished.",
+        f"{sum(r.status in ('failed', 'killed', 'running') for r in data.runs)} failed/killed/unfinished"
+        + (
+            f", {n_missing} never run"
+            if (n_missing := sum(r.status == "missing" for r in data.runs))
+            else ""
+        )
+        + ".",
         "",
         "## Verdict",
         "",
@@ -391,15 +521,17 @@ def render_markdown(
         "steps to solve; FAIL shows the best final val loss / baseline (1.0 = no better than the "
         "trivial baseline); budget-limited: a FAIL still improving over its last evaluations, "
         "plateaued: one that was not; time-capped: runs the training-time cap ended before the "
-        "step budget, with the median steps they got (not counted; undecided: the outcome "
-        "depends on them).",
+        "step budget, with the median steps they got; missing: seeds the spec lists with no "
+        "finished run (crashed, killed, never run). Neither is counted; undecided: the seeds "
+        "they lack decide the outcome.",
         "",
-        "| cell | clip | " + " | ".join(cols) + " |",
-        "|---|---|" + "---|" * len(cols),
+        "| cell | clip | " + ("optimizer | " if nopt > 1 else "") + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * (len(cols) + (nopt > 1)),
     ]
-    for cell, clip in rows:
-        vals = [t["cells"].get((col, (cell, clip)), "—") for col in t["cols"]]
-        lines.append(f"| {cell} | {clip} | " + " | ".join(vals) + " |")
+    for cell, clip, opt in rows:
+        vals = [t["cells"].get((col, (cell, clip, opt)), "—") for col in t["cols"]]
+        lead = f"| {cell} | {clip} | " + (f"{opt} | " if nopt > 1 else "")
+        lines.append(lead + " | ".join(vals) + " |")
     lines += [
         "",
         "Baselines (loss of the best input-independent predictor): "
@@ -430,8 +562,6 @@ def write_report(data: SweepData, out_dir: str | Path, log_to_mlflow: bool = Tru
         fn(data, out / name)
         written.append(name)
     extra = []
-    from suite.findings.critical import critical_section  # a critical sweep's table + figure
-
     critical = critical_section(data, out)
     if critical:
         extra.append(critical)

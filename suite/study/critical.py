@@ -4,8 +4,9 @@ Instead of the spec's whole grid, a critical sweep bisects T over the spec's ``s
 (sorted ascending; per task, ``[overrides.TASK] seq_lens`` included) for every
 (task, cell, clip) *bracket*, assuming solving is monotone in T (solved at T => solved at
 every shorter T). A probe is one T of one bracket, trained with all the spec's seeds and
-judged by the suite's solved rule (``suite.findings.analysis.outcome``: solved when at least
-half the seeds are; undecided when runs cut by the training-time cap decide it).
+judged by the suite's solved rule (``suite.findings.outcomes.outcome``: solved when at least
+half the seeds are; undecided when seeds without a counted run (time-capped, crashed, never
+run) decide it).
 
 Rounds: every open bracket probes its midpoint in the same round, and all the probes of a
 round run as one batch through the ordinary sweep executor (``suite.study.sweep``: local
@@ -41,7 +42,7 @@ from suite.core.train import TrainConfig
 from suite.study.spec import SpecError, SweepSpec
 
 MODE = "critical"  # the parent's rnnbench.mode tag and plan mode
-# The states of suite.findings.analysis.outcome (a probe with no finished run has state None).
+# The states of suite.findings.outcomes.outcome (a probe with no finished run has state None).
 SOLVED, FAILED, UNDECIDED = "solved", "failed", "undecided"
 
 
@@ -50,8 +51,9 @@ class Probe(NamedTuple):
 
     task: str
     cell: str
-    clip: str
+    clip: str  # the gradient treatment (clip spec, +omega=ALPHA with Pascanu's regulariser)
     seq_len: int
+    optimizer: str = "adam"  # tracking.layout.optimizer_label
 
 
 @dataclass
@@ -71,6 +73,8 @@ class Bracket:
     probes: dict[int, str | None] = field(default_factory=dict)  # T -> state, in probe order
     rounds: dict[int, int] = field(default_factory=dict)  # T -> the round that probed it
     stopped_at: int | None = None  # T of an undecided probe (or one with no finished run)
+    checks: dict[int, str | None] = field(default_factory=dict)  # end check: T -> state
+    optimizer: str = "adam"  # tracking.layout.optimizer_label (the spec's optimizer axis)
 
     def __post_init__(self) -> None:
         self.lens = sorted(set(self.lens))
@@ -94,7 +98,10 @@ class Bracket:
         """The midpoint of the open bracket (``None`` once done)."""
         if self.done:
             return None
-        return Probe(*self.key, self.lens[(self.lo + self.hi) // 2])
+        return self.probe(self.lens[(self.lo + self.hi) // 2])
+
+    def probe(self, seq_len: int) -> Probe:
+        return Probe(self.task, self.cell, self.clip, seq_len, self.optimizer)
 
     def record(self, seq_len: int, state: str | None, round_no: int = 0) -> None:
         """The outcome of probing ``seq_len``: moves a bound, or ends the bracket."""
@@ -108,6 +115,28 @@ class Bracket:
         else:  # undecided or no finished run: the bisection cannot go on honestly
             self.stopped_at = seq_len
 
+    def neighbours(self) -> list[Probe]:
+        """The end check of the monotonicity the bisection assumed: the lengths next to the
+        bracket (just below the longest T solved, just above the shortest T failed) that it
+        has not probed; each should come out solved / failed like the bound it borders."""
+        out = []
+        if self.lo >= 1:
+            out.append(self.lens[self.lo - 1])
+        if self.hi + 1 < len(self.lens):
+            out.append(self.lens[self.hi + 1])
+        return [Probe(*self.key, T) for T in out if T not in self.probes]
+
+    @property
+    def non_monotone(self) -> list[int]:
+        """End-checked lengths that broke monotonicity: failed below the longest T solved,
+        or solved above the shortest T failed."""
+        lo, hi = self.longest_solved, self.shortest_failed
+        return sorted(
+            T for T, state in self.checks.items()
+            if (state == FAILED and lo is not None and T < lo)
+            or (state == SOLVED and hi is not None and T > hi)
+        )  # fmt: skip
+
     @property
     def longest_solved(self) -> int | None:
         return self.lens[self.lo] if self.lo >= 0 else None
@@ -118,7 +147,8 @@ class Bracket:
 
     def describe(self) -> str:
         """One line: ``copy gru none: T in [3, 5, 8] -> longest solved 5, shortest failed 8``."""
-        head = f"{self.task} {self.cell} {self.clip}: T in {self.lens}"
+        opt = f" {self.optimizer}" if self.optimizer != "adam" else ""
+        head = f"{self.task} {self.cell} {self.clip}{opt}: T in {self.lens}"
         if not self.probes:
             nxt = self.next_probe()
             return f"{head} -> round 1 probes T = {nxt.seq_len}" if nxt else head
@@ -131,6 +161,8 @@ class Bracket:
         if self.stopped_at is not None:
             state = self.probes[self.stopped_at] or "no finished run"
             text += f"; stopped: T = {self.stopped_at} {state}"
+        if self.non_monotone:
+            text += f"; NOT MONOTONE at T = {', '.join(map(str, self.non_monotone))}"
         return f"{head} -> {text}"
 
 
@@ -155,7 +187,7 @@ def bisect(
         brackets: updated in place.
         evaluate: ``probes -> {probe: state}`` for one round (state: ``"solved"``,
             ``"failed"``, ``"undecided"``, ``None`` for no finished run; or an object with a
-            ``state`` attribute such as ``suite.findings.analysis.Outcome``). A probe missing
+            ``state`` attribute such as ``suite.findings.outcomes.Outcome``). A probe missing
             from the answer counts as ``None``.
         on_round: called after each round with ``(round, probes, brackets)``.
 
@@ -174,6 +206,20 @@ def bisect(
     return round_no
 
 
+def check_monotone(brackets: list[Bracket], evaluate: Callable[[list[Probe]], dict]) -> list[Probe]:
+    """One more round after the bisection: every bracket's unprobed neighbours
+    (:meth:`Bracket.neighbours`), judged like any probe and kept apart in ``checks`` (they
+    never move a bound). Returns the probes it ran."""
+    probes = [p for b in brackets for p in b.neighbours()]
+    if not probes:
+        return []
+    results = evaluate(probes)
+    for p in probes:
+        b = next(b for b in brackets if b.key == p[:3])
+        b.checks[p.seq_len] = _state(results.get(p))
+    return probes
+
+
 # ----- a spec's brackets ---------------------------------------------------------------------
 
 
@@ -181,7 +227,8 @@ def probe_configs(spec: SweepSpec) -> dict[Probe, list[TrainConfig]]:
     """Every possible probe of the spec -> its configs (one per seed), in grid order."""
     out: dict[Probe, list[TrainConfig]] = {}
     for c in spec.grid():
-        out.setdefault(Probe(c.task, c.cell, str(c.clip_spec), c.seq_len), []).append(c)
+        probe = Probe(c.task, c.cell, c.treatment, c.seq_len, c.optimizer_label)
+        out.setdefault(probe, []).append(c)
     return out
 
 
@@ -197,12 +244,15 @@ def check_critical(spec: SweepSpec) -> None:
 
 
 def make_brackets(spec: SweepSpec) -> list[Bracket]:
-    """One bracket per (task, cell, clip) of the spec, over that task's lengths."""
+    """One bracket per (task, cell, clip, optimizer) of the spec, over that task's lengths."""
     check_critical(spec)
     lens: dict[tuple, set[int]] = {}
     for p in probe_configs(spec):
-        lens.setdefault((p.task, p.cell, p.clip), set()).add(p.seq_len)
-    return [Bracket(*key, sorted(ts)) for key, ts in lens.items()]
+        lens.setdefault((p.task, p.cell, p.clip, p.optimizer), set()).add(p.seq_len)
+    return [
+        Bracket(task, cell, clip, sorted(ts), optimizer=opt)
+        for (task, cell, clip, opt), ts in lens.items()
+    ]
 
 
 def plan_text(spec: SweepSpec, brackets: list[Bracket]) -> list[str]:
@@ -232,16 +282,26 @@ def artifact(spec: SweepSpec, brackets: list[Bracket], configs, rounds: int) -> 
                 "task": b.task,
                 "cell": b.cell,
                 "clip": b.clip,
+                "optimizer": b.optimizer,
                 "lens": b.lens,
                 "probes": [
                     {
                         "seq_len": T,
                         "round": b.rounds.get(T, 0),
                         "state": state,
-                        "hashes": [c.config_hash() for c in configs[Probe(*b.key, T)]],
+                        "hashes": [c.config_hash() for c in configs[b.probe(T)]],
                     }
                     for T, state in b.probes.items()
                 ],
+                "checks": [
+                    {
+                        "seq_len": T,
+                        "state": state,
+                        "hashes": [c.config_hash() for c in configs[Probe(*b.key, T)]],
+                    }
+                    for T, state in b.checks.items()
+                ],
+                "non_monotone": b.non_monotone,
                 "longest_solved": b.longest_solved,
                 "shortest_failed": b.shortest_failed,
                 "stopped_at": b.stopped_at,
@@ -282,6 +342,7 @@ def run_critical(
     pool=None,
     population: int = 1,
     resume: bool = True,
+    check: bool = False,
 ) -> CriticalOutcome:
     """Bisect every bracket of ``spec``, each round one batch of the sweep executor.
 
@@ -289,6 +350,8 @@ def run_critical(
         judge: ``{probe: config hashes} -> {probe: outcome}`` read from the store after a
             round (``suite.findings.critical.probe_outcomes`` bound to the store).
         pool: a started ``LocalPool`` (reused by every round), else as ``run_sweep``.
+        check: after the bisection, one more round probing every bracket's neighbours
+            (:func:`check_monotone`); the record and the report flag non-monotone outcomes.
         Other arguments: as ``suite.study.sweep.run_sweep``.
     """
     import mlflow
@@ -328,6 +391,8 @@ def run_critical(
 
     try:
         bisect(brackets, evaluate, on_round)
+        if check and check_monotone(brackets, evaluate):
+            on_round(out.rounds, [], brackets)
     except _Interrupted:
         out.interrupted = True
         if out.parent_run_id:

@@ -20,6 +20,14 @@ A spec lists tasks, seq_lens, cells, clips and seeds, the shared training settin
     max_steps = 4000
     options = {num_recall = 5}
 
+``optimizers`` (optional) is the optimizer axis: recipes as ``rnnbench train --optimizer``
+reads them (``suite.core.optim``), e.g. ``optimizers = ["adam", "sgd:lr=0.01,momentum=0.9"]``;
+keys a recipe leaves out take ``[train]``'s ``lr``/``momentum``. Without it every run uses
+the ``[train]`` optimizer, exactly as before the axis existed (same grid, hashes and names).
+A ``clips`` entry may add Pascanu et al.'s regulariser: ``"global_clipnorm=1+omega=2"``
+(the ``omega`` train setting); it applies to simple_rnn and irnn only, so the grid leaves
+such an entry out for other cells.
+
 ``critical = true`` at the top runs the spec as a critical-length sweep (as
 ``rnnbench sweep --critical``): T is bisected over ``seq_lens`` per task x cell x clip.
 
@@ -44,7 +52,11 @@ from suite.errors import UserError
 from tasks import canonical_options
 
 GRID_KEYS = ("tasks", "seq_lens", "cells", "clips", "seeds")
-TOP_KEYS = ("name", "description", "critical", *GRID_KEYS, "train", "overrides")
+OPTIONAL_GRID_KEYS = ("optimizers",)  # absent: the [train] optimizer only
+TOP_KEYS = (
+    "name", "description", "critical", *GRID_KEYS, *OPTIONAL_GRID_KEYS, "train", "overrides"
+)  # fmt: skip
+RECIPE_FIELDS = ("optimizer",)  # a [train] key the optimizers axis replaces
 # TrainConfig fields a spec may set (the grid axes are set by the grid itself).
 TRAIN_KEYS = tuple(
     f.name
@@ -89,6 +101,7 @@ class SweepSpec:
     source: str = ""  # the TOML text
     origin: str = ""  # preset name or file path
     critical: bool = False  # run as a critical-length sweep (bisect T; see suite.study.critical)
+    optimizers: list[str] | None = None  # optimizer recipes (None: the [train] optimizer)
 
     def with_backend(self, backend: str | None) -> SweepSpec:
         """This spec with every run on ``backend`` (``None``: keep the spec's own choice)."""
@@ -115,16 +128,33 @@ class SweepSpec:
         ]
 
     def grid(self) -> list[TrainConfig]:
-        """Every config of the sweep, validated, in a stable order."""
+        """Every config of the sweep, validated, in a stable order (an ``omega`` treatment is
+        left out for cells it does not apply to)."""
+        from suite.core.omega import OMEGA_CELLS
+        from suite.core.optim import parse_recipe
+        from tracking.layout import parse_treatment
+
+        try:
+            recipes = [parse_recipe(r) for r in self.optimizers] if self.optimizers else [None]
+            treatments = [parse_treatment(c) for c in self.clips]
+        except ValueError as e:
+            raise SpecError(f"spec {self.origin}: {e}") from None
         out = []
         for task in self.tasks:
             ov = dict(self.overrides.get(task, {}))
             lens = ov.pop("seq_lens", self.seq_lens)
             options = ov.pop("options", {})
             settings = {**self.train, **ov}
-            for seq_len, cell, clip, seed in itertools.product(
-                lens, self.cells, self.clips, self.seeds
+            for seq_len, cell, (clip, omega), recipe, seed in itertools.product(
+                lens, self.cells, treatments, recipes, self.seeds
             ):
+                if omega and cell not in OMEGA_CELLS:
+                    continue
+                run = dict(settings)
+                if recipe is not None:
+                    run.update(recipe.settings(settings))
+                if omega:
+                    run["omega"] = omega
                 cfg = TrainConfig(
                     task=task,
                     seq_len=seq_len,
@@ -132,13 +162,18 @@ class SweepSpec:
                     clip=clip,
                     seed=seed,
                     task_options=canonical_options(task, options),
-                    **settings,
+                    **run,
                 )
                 try:
                     cfg.validate()
                 except (ValueError, TypeError) as e:
                     raise SpecError(f"spec {self.origin}: {e}") from None
                 out.append(cfg)
+        if not out:
+            raise SpecError(
+                f"spec {self.origin}: the grid is empty (every clips entry with omega needs a "
+                f"cell it applies to: {', '.join(OMEGA_CELLS)})."
+            )
         return out
 
 
@@ -196,6 +231,25 @@ def load_spec(name_or_path: str) -> SweepSpec:
             raise SpecError(
                 f"{key!r}{_line_of(text, key)} in {origin} must be a non-empty list, got {value!r} (empty grid)."
             )
+    optimizers = data.get("optimizers")
+    if optimizers is not None:
+        if not isinstance(optimizers, list) or not optimizers:
+            raise SpecError(
+                f"'optimizers'{_line_of(text, 'optimizers')} in {origin} must be a non-empty list "
+                f'of recipes such as "sgd:lr=0.01,momentum=0.9", got {optimizers!r}.'
+            )
+        clash = [
+            f"[{where}] {key}"
+            for where, table in [("train", data.get("train", {}))]
+            + [(f"overrides.{t}", ov) for t, ov in overrides.items()]
+            for key in RECIPE_FIELDS
+            if key in table
+        ]
+        if clash:
+            raise SpecError(
+                f"{clash[0]}{_line_of(text, 'optimizer')} in {origin} conflicts with 'optimizers': "
+                "the optimizers list names each run's optimizer; drop the key."
+            )
     critical = data.get("critical", False)
     if not isinstance(critical, bool):
         raise SpecError(
@@ -210,6 +264,7 @@ def load_spec(name_or_path: str) -> SweepSpec:
         cells=list(data["cells"]),
         clips=list(data["clips"]),
         seeds=list(data["seeds"]),
+        optimizers=[str(o) for o in optimizers] if optimizers else None,
         train=dict(data.get("train", {})),
         overrides={k: dict(v) for k, v in overrides.items()},
         source=text,

@@ -503,6 +503,8 @@ def _run_sweep(
         client.set_tag(parent_id, BACKEND_TAG, spec.backend)
         for key in ("tasks", "seq_lens", "cells", "clips", "seeds"):
             client.log_param(parent_id, key, ",".join(map(str, getattr(spec, key))))
+        if spec.optimizers:
+            client.log_param(parent_id, "optimizers", " ".join(spec.optimizers))
         client.log_text(parent_id, spec.source, "sweep.toml")
     outcome = SweepOutcome(parent_id)
     todo = plan.todo
@@ -582,7 +584,8 @@ def _mark_crashed(client, experiment_id: str, parent_id: str, config_hash: str, 
 
 
 def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[dict]:
-    """One row per task@T × cell × clip, aggregated over seeds, read back from MLflow."""
+    """One row per task@T × cell × clip × optimizer, aggregated over seeds, read back from
+    MLflow (``clip`` is the treatment label, ``optimizer`` the optimizer label)."""
     import statistics
 
     import mlflow
@@ -594,11 +597,11 @@ def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[di
         by_hash = latest_per_config(all_runs(client, exp.experiment_id, TRAINING_RUNS))
     groups: dict[tuple, list] = {}
     for c in plan.grid:
-        groups.setdefault((c.task, c.seq_len, c.cell, str(c.clip_spec)), []).append(
+        groups.setdefault((c.task, c.seq_len, c.cell, c.treatment, c.optimizer_label), []).append(
             by_hash.get(c.config_hash())
         )
     rows = []
-    for (task, T, cell, clip), runs in groups.items():
+    for (task, T, cell, clip, optimizer), runs in groups.items():
         got = [r for r in runs if r is not None]
         statuses = [r.data.tags.get(STATUS_TAG, "?") for r in got]
         solved = [r for r in got if r.data.tags.get(STATUS_TAG) == "solved"]
@@ -608,6 +611,7 @@ def summary_rows(plan: SweepPlan, tracking_uri: str, experiment: str) -> list[di
                 "seq_len": T,
                 "cell": cell,
                 "clip": clip,
+                "optimizer": optimizer,
                 "runs": len(runs),
                 "finished": len(got),
                 "solved": len(solved),

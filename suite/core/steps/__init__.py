@@ -11,7 +11,10 @@
 
 Implementations: ``tf_step.TFStepper`` (``tf.function`` + ``GradientTape``) and
 ``jax_step.JaxStepper`` (Keras's stateless API in one ``jax.jit``). Both let the Keras
-optimizer clip exactly as configured and measure the same things.
+optimizer clip exactly as configured and measure the same things. What Keras has no
+argument for is done here, once, with backend ops, before the optimizer applies: the
+``normalize=TAU`` rescale (:func:`treat_grads`) and Pascanu et al.'s regulariser
+(``suite.core.omega``, added to the recurrent kernel's gradient first).
 
 Example:
     >>> stepper = make_stepper("jax", model, task, optimizer, loss_fn, clip)  # doctest: +SKIP
@@ -35,6 +38,7 @@ WINDOW_FIELDS = (
     "loss_sum",  # sum of train losses
     "last_loss",  # the window's last train loss
     "nonfinite",  # 1 if any step had a non-finite loss or gradient norm
+    "omega_sum",  # sum of Pascanu et al.'s regulariser Omega (0 when it is off)
 )
 
 
@@ -49,6 +53,7 @@ class Window:
     loss_sum: float = 0.0
     last_loss: float = 0.0
     nonfinite: float = 0.0
+    omega_sum: float = 0.0
 
     @classmethod
     def from_values(cls, values) -> Window:
@@ -67,10 +72,15 @@ class Window:
     def train_loss(self) -> float:
         return self.loss_sum / max(self.steps, 1.0)
 
+    @property
+    def omega(self) -> float:
+        return self.omega_sum / max(self.steps, 1.0)
 
-def update_window(ops, acc: dict, loss, gnorm, fired) -> dict:
+
+def update_window(ops, acc: dict, loss, gnorm, fired, omega=0.0) -> dict:
     """The accumulators after one step, written once with backend ``ops`` (``keras.ops``
-    semantics: ``maximum``, ``cast``, ``isfinite``, ``logical_and``)."""
+    semantics: ``maximum``, ``cast``, ``isfinite``, ``logical_and``); ``omega`` is the
+    step's regulariser value (``suite.core.omega``; 0 when it is off)."""
     finite = ops.cast(ops.logical_and(ops.isfinite(loss), ops.isfinite(gnorm)), "float32")
     return {
         "steps": acc["steps"] + 1.0,
@@ -80,11 +90,18 @@ def update_window(ops, acc: dict, loss, gnorm, fired) -> dict:
         "loss_sum": acc["loss_sum"] + loss,
         "last_loss": ops.cast(loss, "float32"),
         "nonfinite": ops.maximum(acc["nonfinite"], 1.0 - finite),
+        "omega_sum": acc["omega_sum"] + ops.cast(omega, "float32"),
     }
 
 
+NORMALIZE_RTOL = 1e-6  # normalize=TAU "changed" the gradient when |norm - TAU| > this x TAU
+
+
 def clip_fired(ops, kind: str, tau: float | None, grads, gnorm):
-    """Whether the Keras optimizer's clipping changes these (pre-clip) gradients."""
+    """Whether the configured clipping (the Keras optimizer's, or :func:`treat_grads`'s
+    ``normalize``) changes these (pre-clip) gradients."""
+    if kind == "normalize":  # every step but those already at norm TAU (or exactly zero)
+        return ops.logical_and(gnorm > 0, ops.abs(gnorm - tau) > NORMALIZE_RTOL * tau)
     if kind == "global_clipnorm":
         return gnorm > tau
     if kind == "clipnorm":
@@ -98,6 +115,22 @@ def global_norm(ops, grads):
     return ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads))
 
 
+def normalize_grads(ops, grads, gnorm, tau: float) -> list:
+    """``grads`` rescaled jointly to global norm exactly ``tau`` (``gnorm``: their global
+    norm); a zero gradient stays zero (the division is guarded)."""
+    positive = gnorm > 0
+    scale = ops.where(positive, tau / ops.where(positive, gnorm, 1.0), 0.0)
+    return [g * ops.cast(scale, g.dtype) for g in grads]
+
+
+def treat_grads(ops, kind: str, tau: float | None, grads, gnorm) -> list:
+    """The gradients the optimizer gets: rescaled for ``normalize=TAU``, else unchanged
+    (the Keras kinds clip inside the optimizer)."""
+    if kind == "normalize":
+        return normalize_grads(ops, grads, gnorm, tau)
+    return list(grads)
+
+
 class Stepper(Protocol):
     def train_step(self, x: np.ndarray, y: np.ndarray) -> None: ...
     def sync(self) -> None: ...
@@ -107,15 +140,16 @@ class Stepper(Protocol):
     def finish(self) -> None: ...
 
 
-def make_stepper(backend: str, model, task, optimizer, loss_fn, clip) -> Stepper:
-    """The stepper for ``backend`` (``tensorflow`` or ``jax``), built for this model."""
+def make_stepper(backend: str, model, task, optimizer, loss_fn, clip, omega=0.0) -> Stepper:
+    """The stepper for ``backend`` (``tensorflow`` or ``jax``), built for this model
+    (``omega``: the weight α of Pascanu et al.'s regulariser, ``suite.core.omega``; 0: off)."""
     if backend == "jax":
         from suite.core.steps.jax_step import JaxStepper
 
-        return JaxStepper(model, task, optimizer, loss_fn, clip)
+        return JaxStepper(model, task, optimizer, loss_fn, clip, omega)
     from suite.core.steps.tf_step import TFStepper
 
-    return TFStepper(model, task, optimizer, loss_fn, clip)
+    return TFStepper(model, task, optimizer, loss_fn, clip, omega)
 
 
 def evaluate_in_chunks(task, predict, x, y, chunk: int = 500) -> dict[str, float]:

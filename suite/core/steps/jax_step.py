@@ -1,7 +1,8 @@
 """The JAX train step: Keras's stateless API inside one ``jax.jit``.
 
 ``model.stateless_call`` + ``jax.value_and_grad`` + ``optimizer.stateless_apply`` (which
-clips exactly as the Keras optimizer is configured), with the window accumulators carried
+clips exactly as the Keras optimizer is configured; ``normalize`` and Pascanu et al.'s
+regulariser are applied to the gradients just before it), with the window accumulators carried
 in the jitted state as a dict of named scalars. Steps are dispatched asynchronously; the
 host waits only in ``sync()`` (end of a timed window) and reads the window at evaluations.
 The trained values go back into the Keras variables in ``finish()``.
@@ -23,16 +24,18 @@ from suite.core.steps import (
     evaluate_in_chunks,
     global_norm,
     profile_loss,
+    treat_grads,
     update_window,
 )
 
 
-def member_functions(model, task, optimizer, loss_fn, clip) -> SimpleNamespace:
+def member_functions(model, task, optimizer, loss_fn, clip, omega=0.0) -> SimpleNamespace:
     """Pure functions of one model's state: ``step(state, x, y) -> state``,
     ``predict(tv, ntv, x)``, ``profile(tv, ntv, x, y) -> ‖∂L/∂x_t‖``.
 
     ``model`` and ``optimizer`` only give the computation (their variables are not read):
     any model built by ``build_model`` with the same cell, task and hidden size shares it.
+    ``omega``: the weight α of Pascanu et al.'s regulariser (``suite.core.omega``; 0: off).
     """
     import jax
     import jax.numpy as jnp
@@ -55,13 +58,35 @@ def member_functions(model, task, optimizer, loss_fn, clip) -> SimpleNamespace:
         return compute_loss(y, pred), ntv
 
     grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
+    if omega:
+        from suite.core import omega as om
+
+        layout = om.omega_layout(model, task)
+
+        def regulariser(tv, x, y):
+            """Ω and α ∂Ω/∂U, with δ = ∂L/∂e through the manual forward."""
+
+            def loss_of_e(e):
+                pred, hs = om.forward(tv, layout, x, e)
+                return compute_loss(y, pred), hs
+
+            e = om.zero_perturbation(tv, layout, x)
+            delta, hs = jax.grad(loss_of_e, has_aux=True)(e)
+            value, d_u = om.omega_and_grad(delta, hs, tv[layout.recurrent], layout.activation)
+            return value, omega * d_u
 
     def step(state, x, y):
         (loss, ntv), grads = grad_fn(state["trainable"], state["non_trainable"], x, y)
+        omega_value = 0.0
+        if omega:  # added before clipping: the pre-clip grad_norm is the norm of the sum
+            omega_value, d_u = regulariser(state["trainable"], x, y)
+            grads = list(grads)
+            grads[layout.recurrent] = grads[layout.recurrent] + d_u
         gnorm = global_norm(jnp, grads)
         fired = clip_fired(ops, clip.kind, clip.tau, grads, gnorm)
+        grads = treat_grads(ops, clip.kind, clip.tau, grads, gnorm)  # normalize=TAU
         tv, ov = optimizer.stateless_apply(state["optimizer"], grads, state["trainable"])
-        window = update_window(ops, state["window"], loss, gnorm, fired)
+        window = update_window(ops, state["window"], loss, gnorm, fired, omega_value)
         return {"trainable": tv, "non_trainable": ntv, "optimizer": ov, "window": window}
 
     def predict(tv, ntv, x):
@@ -113,11 +138,11 @@ def write_back(model, optimizer, state: dict) -> None:
 class JaxStepper:
     """The jitted functions of one run and its device-resident state."""
 
-    def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
+    def __init__(self, model, task, optimizer, loss_fn, clip, omega=0.0) -> None:
         import jax
 
         self.model, self.task, self.optimizer = model, task, optimizer
-        fns = member_functions(model, task, optimizer, loss_fn, clip)
+        fns = member_functions(model, task, optimizer, loss_fn, clip, omega)
         self._y_dtype = fns.y_dtype
         self._step = jax.jit(fns.step, donate_argnums=0)
         self._predict = jax.jit(fns.predict)

@@ -12,6 +12,7 @@ from suite.core.steps import (
     evaluate_in_chunks,
     global_norm,
     profile_loss,
+    treat_grads,
     update_window,
 )
 
@@ -19,7 +20,7 @@ from suite.core.steps import (
 class TFStepper:
     """The traced functions of one run: train step, window stats, eval, profile."""
 
-    def __init__(self, model, task, optimizer, loss_fn, clip) -> None:
+    def __init__(self, model, task, optimizer, loss_fn, clip, omega=0.0) -> None:
         import keras
         import tensorflow as tf
 
@@ -41,16 +42,44 @@ class TFStepper:
                 pred = tf.reshape(pred, [-1])
             return loss_fn(y, pred)
 
+        if omega:
+            from suite.core import omega as om
+
+            layout = om.omega_layout(model, task)
+
+            def regulariser(x, y):
+                """Ω and α ∂Ω/∂U, with δ = ∂L/∂e through the manual forward."""
+                values = [v.value for v in variables]
+                e = om.zero_perturbation(values, layout, x)
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(e)
+                    pred, hs = om.forward(values, layout, x, e)
+                    loss = compute_loss(y, pred)
+                delta = tape.gradient(loss, e)
+                u = values[layout.recurrent]
+                value, d_u = om.omega_and_grad(delta, hs, u, layout.activation)
+                return value, omega * d_u
+
         @tf.function(input_signature=[x_spec, y_spec], reduce_retracing=True)
         def train_step(x, y):
             with tf.GradientTape() as tape:
                 loss = compute_loss(y, model(x, training=True))
             grads = tape.gradient(loss, variables)
+            omega_value = 0.0
+            if omega:  # added before clipping: the pre-clip grad_norm is the norm of the sum
+                omega_value, d_u = regulariser(x, y)
+                grads[layout.recurrent] = grads[layout.recurrent] + d_u
             gnorm = global_norm(ops, grads)
             fired = clip_fired(ops, clip.kind, clip.tau, grads, gnorm)
+            grads = treat_grads(ops, clip.kind, clip.tau, grads, gnorm)  # normalize=TAU
             optimizer.apply(grads, variables)  # Keras clips here, exactly as configured
             new = update_window(
-                ops, {k: v.read_value() for k, v in self.acc.items()}, loss, gnorm, fired
+                ops,
+                {k: v.read_value() for k, v in self.acc.items()},
+                loss,
+                gnorm,
+                fired,
+                omega_value,
             )
             for k, v in new.items():
                 self.acc[k].assign(v)
