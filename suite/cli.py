@@ -312,6 +312,9 @@ def train_cmd(
     )
     try:
         config.validate()
+        from suite.core.memory import check_fits
+
+        check_fits([config])
     except (ValueError, TypeError) as e:
         raise UserError(str(e)) from None
     _device_or_error(device)
@@ -428,6 +431,12 @@ def sweep_cmd(
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}.")
     _device_or_error(device)
+    from suite.core.memory import check_fits
+
+    try:
+        check_fits(sweep_spec.grid())  # every config of the grid, before the store is opened
+    except ValueError as e:
+        raise UserError(f"spec {sweep_spec.origin}: {e}") from None
     uri = _open_store(tracking_uri)
     check_executor(executor, ray_address, uri)
     pop_size = _population_size(population, sweep_backend, device)

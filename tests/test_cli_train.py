@@ -26,6 +26,8 @@ BAD = [
     (["--optimizer", "sgd:beta=0.9"], "beta"),
     (["--optimizer", "adam:momentum=0.9"], "momentum"),
     (["--optimizer", "sgd:lr=-1"], "lr"),
+    (["--hidden", "1000000"], "GiB of memory"),
+    (["--seq-len", "100000000"], "GiB of memory"),
     (["--device", "tpu"], "tpu"),
     (["--option", "nonsense"], "nonsense"),
     (["--option", "colour=red"], "colour"),

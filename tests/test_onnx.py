@@ -181,6 +181,9 @@ def test_infer_errors(store, tmp_path):
 
     good = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)["path"]
     np.save(tmp_path / "wide.npy", np.zeros((2, 8, 5), np.float32))
+    nan = np.zeros((2, 8, 2), np.float32)
+    nan[1, 3, 0], nan[0, 0, 1] = np.nan, np.inf
+    np.save(tmp_path / "nan.npy", nan)
     cases = [
         (["corrupt.onnx"], "not a valid ONNX model"),
         (["text.onnx"], "not a valid ONNX model"),
@@ -189,6 +192,7 @@ def test_infer_errors(store, tmp_path):
         (["models:/rnnbench-nope-T1@champion", "--tracking-uri", uri], "rnnbench-nope-T1"),
         (["models:/rnnbench-adding-T8@nosuchalias", "--tracking-uri", uri], "nosuchalias"),
         ([str(good), "--input", "wide.npy"], "width 5"),
+        ([str(good), "--input", "nan.npy"], "2 non-finite value(s)"),
     ]
     for args, named in cases:
         out = run_cli("infer", *args, cwd=tmp_path)

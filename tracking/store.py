@@ -52,6 +52,7 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
                     f"the folder of the sqlite store {uri} does not exist ({parent}); create it "
                     "or use another --tracking-uri"
                 )
+            check_sqlite_file(uri, path.expanduser())
     elif parsed.scheme in ("", "file"):
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
             raise TrackingError(
@@ -62,6 +63,32 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
     elif parsed.scheme not in ("databricks", "postgresql", "mysql", "mssql"):
         raise TrackingError(
             f"unsupported tracking URI {uri!r}; use sqlite:///PATH.db, http://HOST:PORT or a folder"
+        )
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(uri: str, path: Path) -> None:
+    """An existing sqlite store must be a readable SQLite database (an empty file is one that
+    sqlite itself would create); anything else is a one-line error, before MLflow touches it.
+
+    Raises:
+        TrackingError: naming the file and what to do.
+    """
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise TrackingError(f"the sqlite store {uri} is a folder ({path}); pass a .db file path")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as e:
+        raise TrackingError(f"cannot read the sqlite store {uri} ({e.strerror})") from None
+    if head and head != SQLITE_MAGIC:
+        raise TrackingError(
+            f"{path} is not an SQLite database (not an MLflow store); pass another "
+            "--tracking-uri or move the file away"
         )
 
 

@@ -124,6 +124,12 @@ def run_inference(
             raise UserError(f"cannot read --input {input_path!r}: {e}") from None
         if x.ndim != 3:
             raise UserError(f"--input must be [batch, time, {width}], got shape {list(x.shape)}.")
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise UserError(
+                f"--input {input_path!r} holds {bad} non-finite value(s) (NaN or Inf) of "
+                f"{np.size(x)}; the model needs finite inputs."
+            )
     else:
         x, y = task.generate(n, np.random.default_rng(seed))
     if isinstance(width, int) and x.shape[-1] != width:
