@@ -472,6 +472,9 @@ def sweep_cmd(
             print("round 1:")
         print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size, grid=grid)))
         return
+    from tracking.store import init_store
+
+    init_store(uri)  # a new sqlite store: its first open serialised across processes
     if critical:
         return _critical_sweep(
             sweep_spec, spec, uri, experiment, workers, executor, ray_address, device,

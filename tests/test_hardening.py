@@ -64,3 +64,28 @@ def test_the_memory_estimate_grows_with_what_it_counts():
     check_fits([base], available=10 * estimate_bytes(base))
     with pytest.raises(ValueError, match="needs at least"):
         check_fits([base], available=estimate_bytes(base) // 2)
+
+
+def test_many_processes_may_open_one_new_store_at_once(tmp_path):
+    """Four real processes create the same new sqlite store at the same moment: all succeed
+    (unserialised, MLflow's migration fails in one of two with "duplicate column name")."""
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys, time; from tracking.store import init_store; import mlflow\n"
+        "t = float(sys.argv[2]); time.sleep(max(0.0, t - time.time()))\n"
+        "init_store(sys.argv[1]); c = mlflow.MlflowClient(sys.argv[1])\n"
+        "c.create_run(c.get_experiment_by_name('Default').experiment_id)\n"
+    )
+    start = str(time.time() + 8)  # every process past its imports, then all at once
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri, start], stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]  # fmt: skip
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errs
+    c = mlflow.MlflowClient(uri)
+    assert len(c.search_runs([c.get_experiment_by_name("Default").experiment_id])) == 4

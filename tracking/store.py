@@ -92,6 +92,32 @@ def check_sqlite_file(uri: str, path: Path) -> None:
         )
 
 
+def init_store(uri: str) -> None:
+    """Open a tracking store for writing, safe under concurrency: for a sqlite store the
+    first open (which creates the schema and runs MLflow's migrations) is serialised by an
+    exclusive lock on ``<database>.lock`` beside it, so any number of rnnbench processes may
+    start on a new store at once (unserialised, one of two fails in the migration with
+    "duplicate column name"). Other stores are left to their server.
+
+    Example:
+        >>> init_store("sqlite:////tmp/rnnbench-doctest.db")  # doctest: +SKIP
+    """
+    path = sqlite_path(uri)
+    if path is None or str(path) == ":memory:":
+        return
+    import fcntl
+
+    import mlflow
+
+    lock = path.expanduser().with_name(path.name + ".lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)  # schema + migrations
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The file of a ``sqlite:///PATH`` tracking URI; ``None`` for any other URI."""
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None

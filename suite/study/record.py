@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tracking.layout import DEFAULT_EXPERIMENT, ERROR_TAG, PARENT_TAG, POPULATION_TAG, STATUS_TAG
 from tracking.logger import MlflowLogger, close_run, run_tags, system_metrics_available
-from tracking.store import resolve_tracking_uri
+from tracking.store import init_store, resolve_tracking_uri
 
 
 def _requirements(config, log_model: bool) -> list[str] | None:
@@ -52,6 +52,7 @@ def run_and_log(
 
     uri = resolve_tracking_uri(tracking_uri)
     device = configure(backend=config.backend)
+    init_store(uri)  # a new sqlite store: its first open serialised across processes
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     exp = mlflow.set_experiment(experiment)
@@ -106,6 +107,7 @@ def run_population_and_log(
     check_population(configs)
     uri = resolve_tracking_uri(tracking_uri)
     device = configure(backend="jax")
+    init_store(uri)  # a new sqlite store: its first open serialised across processes
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     exp = mlflow.set_experiment(experiment)
