@@ -563,7 +563,13 @@ def report_cmd(
     if uri.startswith(("http://", "https://")):
         print(f"MLflow UI: {uri.rstrip('/')}/{runs_view}")
     else:
-        print(f"MLflow UI: mlflow ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000")
+        import shlex
+
+        # this interpreter's own MLflow: works even where `mlflow` is not on PATH (tox's venv)
+        mlflow_cmd = f"{shlex.quote(sys.executable)} -m mlflow"
+        print(
+            f"MLflow UI: {mlflow_cmd} ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000"
+        )
         print(
             f"           then open http://127.0.0.1:5000/{runs_view}\n"
             "           (the runs table; the children are nested under the sweep run)"

@@ -82,7 +82,39 @@ def test_report_table_counts_and_figures(tiny_report):
     assert "Divergence: 2/4 runs without clipping diverged" in verdict
     assert "1 seed(s) have no finished run (crashed, killed or never run)" in verdict
     assert "1 failed/killed/unfinished" in md
-    assert "Report:" in out.stdout and "mlflow ui --backend-store-uri" in out.stdout
+    assert "Report:" in out.stdout and "-m mlflow ui --backend-store-uri" in out.stdout
+
+
+def test_the_printed_ui_command_starts_the_mlflow_ui(tiny_report, tmp_path):
+    """The command `rnnbench report` prints works as printed, with no `mlflow` on PATH."""
+    import os
+    import shlex
+    import subprocess
+    import time
+    import urllib.request
+
+    from conftest import _free_port
+
+    out = tiny_report[2]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MLflow UI: "))
+    cmd = shlex.split(line[len("MLflow UI: ") :])
+    port = str(_free_port())
+    cmd[cmd.index("--port") + 1] = port
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no venv bin/ on PATH, as after `tox -e bench`
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline, ok = time.time() + 90, False
+        while time.time() < deadline and not ok and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    ok = r.status == 200
+            except OSError:
+                time.sleep(0.5)
+        assert ok, f"the printed UI command did not serve /health: {cmd}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def test_report_artifacts_attached_to_parent(tiny_report):
