@@ -357,6 +357,14 @@ def sweep_cmd(
         bool,
         typer.Option("--resume/--no-resume", help="Skip configs that already have a FINISHED run."),
     ] = True,
+    ignore_running: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-running",
+            help="Run even if the same sweep is running on the store in another live process "
+            "(by default that is refused: configs could train twice).",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -492,6 +500,13 @@ def sweep_cmd(
     with pool_ctx or contextlib.nullcontext() as pool:
         _quiet_mlflow()
         plan = plan_sweep(sweep_spec, uri, experiment, resume=resume)
+        plan.ignore_running = ignore_running
+        if plan.parent_run_id and not ignore_running:  # refuse before printing anything
+            import mlflow
+
+            from suite.study.sweep import check_not_running
+
+            check_not_running(mlflow.MlflowClient(uri), plan.parent_run_id)
         console.print(
             f"[bold]sweep {sweep_spec.name}[/]: {len(grid)} configs, {len(plan.done)} already finished, "
             f"{len(plan.todo)} to run on {min(workers, max(1, len(plan.todo))) if local else 'Ray'} "

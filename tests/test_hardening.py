@@ -89,3 +89,62 @@ def test_many_processes_may_open_one_new_store_at_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errs
     c = mlflow.MlflowClient(uri)
     assert len(c.search_runs([c.get_experiment_by_name("Default").experiment_id])) == 4
+
+
+def test_a_second_invocation_of_a_running_sweep_refuses_and_a_stale_heartbeat_does_not(tmp_path):
+    """Two real processes: while `rnnbench sweep` runs, the same command refuses in one line
+    (who runs it, how to go on), writing nothing; once the first is killed with SIGKILL and its
+    heartbeat is stale, the same command resumes it and no config has two FINISHED runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    spec = tmp_path / "hb.toml"
+    spec.write_text(
+        'name = "hb"\ntasks = ["adding"]\nseq_lens = [8]\ncells = ["simple_rnn"]\n'
+        'clips = ["none"]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n[train]\nhidden = 4\nmax_steps = 3000\n'
+        "eval_every = 500\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'hb.db'}"
+    args = [sys.executable, "-m", "suite.cli", "sweep", str(spec), "--workers", "1",
+            "--tracking-uri", uri]  # fmt: skip
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        from tracking.store import init_store
+
+        init_store(uri)  # this test's own client must not race the sweep's first open
+        client = mlflow.MlflowClient(uri)
+        deadline, parent = time.time() + 240, None
+        while time.time() < deadline and parent is None:
+            time.sleep(1)
+            try:
+                exp = client.get_experiment_by_name("rnnbench")
+                found = exp and client.search_runs(
+                    [exp.experiment_id], "tags.`rnnbench.heartbeat` != ''"
+                )
+                parent = found[0] if found else None
+            except Exception:
+                pass
+        assert parent is not None and first.poll() is None, "the first sweep did not start"
+        n_runs = len(client.search_runs([exp.experiment_id]))
+        second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert "already running" in lines[0] and str(first.pid) in lines[0]
+        assert "--ignore-running" in lines[0]
+        assert len(client.search_runs([exp.experiment_id])) <= n_runs + 1  # only the first's
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    pid = parent.info.run_id
+    client.set_tag(pid, "rnnbench.heartbeat", f"{time.time() - 3600:.0f}")  # a sweep long dead
+    third = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-2000:]
+    runs = client.search_runs([exp.experiment_id], "tags.`rnnbench.config_hash` != ''")
+    finished = [r.data.tags["rnnbench.config_hash"] for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 8

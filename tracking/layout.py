@@ -22,7 +22,8 @@ The layout is a contract ([report], [onnx] and the README rely on it):
   ``rnnbench.backend`` (tensorflow | jax; also the param ``backend``).
 - sweep parents (``rnnbench.kind = sweep``): ``rnnbench.spec_hash``, ``rnnbench.spec_name``;
   a critical-length sweep (``rnnbench sweep --critical``) also ``rnnbench.mode = critical``
-  and the artifact ``critical.json`` (its spec hash tag gets the suffix ``-critical``).
+  and the artifact ``critical.json``; while a sweep runs, ``rnnbench.owner`` (host:pid)
+  and ``rnnbench.heartbeat`` (unix time, renewed every 20 s) (its spec hash tag gets the suffix ``-critical``).
 - artifacts: ``grad_profile.json`` (‖∂L/∂x_t‖ per eval step) and the Keras model as an
   MLflow model named ``model`` (load with ``mlflow.keras.load_model("runs:/<id>/model")``).
 """
@@ -42,6 +43,8 @@ POPULATION_TAG = "rnnbench.population"  # size of the population a run trained i
 TASK_TAG, CELL_TAG, CLIP_TAG = "rnnbench.task", "rnnbench.cell", "rnnbench.clip"
 KIND_TAG = "rnnbench.kind"  # sweep | export (training runs have none)
 SPEC_HASH_TAG, SPEC_NAME_TAG = "rnnbench.spec_hash", "rnnbench.spec_name"  # on sweep parents
+HEARTBEAT_TAG = "rnnbench.heartbeat"  # on a running sweep parent: unix time of its last beat
+OWNER_TAG = "rnnbench.owner"  # on a sweep parent: host:pid of the process running it
 MODE_TAG = "rnnbench.mode"  # on sweep parents: critical (bisects T; absent: the full grid)
 CRITICAL_ARTIFACT = "critical.json"  # on a critical parent: the bisection's probes per bracket
 SOURCE_RUN_TAG, WINNER_STATUS_TAG = "rnnbench.source_run", "rnnbench.winner_status"  # exports

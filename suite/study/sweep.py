@@ -33,8 +33,10 @@ from tracking import (
     BACKEND_TAG,
     ERROR_TAG,
     HASH_TAG,
+    HEARTBEAT_TAG,
     KIND_TAG,
     MODE_TAG,
+    OWNER_TAG,
     PARENT_TAG,
     SPEC_HASH_TAG,
     SPEC_NAME_TAG,
@@ -59,6 +61,7 @@ class SweepPlan:
     parent_run_id: str | None  # an earlier attempt's parent run, reused when resuming
     mode: str = ""  # "" (the full grid) | "critical" (a round of probes: suite.study.critical)
     label: str = ""  # what the progress bar calls this batch [default: the spec's name]
+    ignore_running: bool = False  # run even if another live process runs this sweep's parent
 
     @property
     def parent_key(self) -> str:
@@ -423,6 +426,93 @@ def run_sweep(
         return _run_sweep(*args, pool, population)
 
 
+HEARTBEAT_S = 20.0  # a running sweep renews its parent's heartbeat tag this often
+STALE_S = 90.0  # a heartbeat older than this is a sweep that died (killed, crashed): ignored
+
+
+def owner() -> str:
+    """``host:pid`` of this process: who runs a sweep."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_not_running(client, parent_id: str, now: float | None = None) -> None:
+    """Refuse to run a sweep whose parent another live process is running.
+
+    The sweep's parent run carries ``rnnbench.owner`` (host:pid) and ``rnnbench.heartbeat``
+    (renewed every {HEARTBEAT_S:.0f} s while it runs). A parent that is RUNNING with a
+    heartbeat younger than {STALE_S:.0f} s from another process means the same sweep is
+    running: one line says who and since when, and how to go on. A stale heartbeat (a crashed
+    machine), or an owner on this host whose process is gone (a sweep killed with SIGKILL),
+    never blocks.
+
+    Raises:
+        UserError: the sweep is running elsewhere.
+    """
+    run = client.get_run(parent_id)
+    tags = run.data.tags
+    beat, who = tags.get(HEARTBEAT_TAG), tags.get(OWNER_TAG)
+    if run.info.status != "RUNNING" or not beat or who == owner():
+        return
+    age = (time.time() if now is None else now) - float(beat)
+    if age > STALE_S or _dead_here(who):
+        return
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.info.start_time / 1000))
+    raise UserError(
+        f"sweep {tags.get(SPEC_NAME_TAG, parent_id)} is already running on this store "
+        f"(parent run {parent_id}, process {who}, started {since}, heartbeat {age:.0f} s ago); "
+        "wait for it to finish, or stop it (kill its pid) and run the same command to resume; "
+        "--ignore-running runs it anyway (configs may then train twice)."
+    )
+
+
+def _dead_here(who: str | None) -> bool:
+    """Whether ``host:pid`` names a process of this host that no longer exists (a sweep
+    killed with SIGKILL a moment ago: its heartbeat is fresh, its process gone)."""
+    import socket
+
+    host, _, pid = (who or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Heartbeat:
+    """Renews a sweep parent's heartbeat tag from a daemon thread while the sweep runs."""
+
+    def __init__(self, client, parent_id: str, every: float = HEARTBEAT_S) -> None:
+        self.client, self.parent_id, self.every = client, parent_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _beat(self) -> None:
+        self.client.set_tag(self.parent_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self._beat()
+            except Exception:  # a missed beat is not an error; the next one retries
+                pass
+
+    def __enter__(self) -> Heartbeat:
+        self.client.set_tag(self.parent_id, OWNER_TAG, owner())
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def plan_jobs(todo: list[TrainConfig], population: int = 1) -> list[list[TrainConfig]]:
     """The units of work: single configs, or populations of configs that differ only in seed
     (at most ``population`` members each). Resume is per member: ``todo`` holds only the
@@ -473,6 +563,8 @@ def _run_sweep(
     )
 
     client = mlflow.MlflowClient(tracking_uri)
+    if plan.parent_run_id and not plan.ignore_running:
+        check_not_running(client, plan.parent_run_id)  # before touching its RUNNING runs
     for run_id in plan.stale:  # left RUNNING by a crash or kill: mark KILLED, re-run
         client.set_tag(run_id, STATUS_TAG, "killed")
         client.set_terminated(run_id, "KILLED")
@@ -552,6 +644,7 @@ def _run_sweep(
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    heartbeat = Heartbeat(client, parent_id).__enter__()  # others see this sweep is alive
     try:
         with progress:
             if executor == "ray":
@@ -568,6 +661,7 @@ def _run_sweep(
         client.set_terminated(parent_id, "KILLED")
         return outcome
     finally:
+        heartbeat.__exit__(None, None, None)
         signal.signal(signal.SIGTERM, previous)
     client.set_terminated(parent_id, "FAILED" if outcome.failed else "FINISHED")
     return outcome
