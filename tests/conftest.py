@@ -145,3 +145,18 @@ def log_fake_run(
         doc.update(seq_len=T, input_length=input_length or len(profiles[0]))
         client.log_dict(rid, doc, "grad_profile.json")
     client.set_terminated(rid, "FINISHED")
+
+
+def run_on_jax(script: str) -> dict:
+    """Run a test module as a script (``python FILE jax``) in a fresh process on the JAX
+    backend and return the JSON its last stdout line holds (a test process has one Keras
+    backend, fixed at import)."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
+    out = subprocess.run(
+        [sys.executable, script, "jax"], capture_output=True, text=True, timeout=600,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,8 +7,6 @@ tests/test_normalize.py jax``).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -102,13 +100,9 @@ def _jax_scenario() -> dict:
 @pytest.mark.jax
 def test_normalize_update_has_norm_tau_times_lr_jax():
     pytest.importorskip("jax")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
-    out = subprocess.run(
-        [sys.executable, __file__, "jax"], capture_output=True, text=True, timeout=600,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = json.loads(out.stdout.strip().splitlines()[-1])
+    from conftest import run_on_jax
+
+    results = run_on_jax(__file__)
     _check_update(results)
     assert results["population_clip_fraction"] == [1.0] * 4  # populations normalize too
 

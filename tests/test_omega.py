@@ -11,8 +11,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -341,13 +339,9 @@ def _jax_scenario() -> dict:
 @pytest.fixture(scope="module")
 def on_jax():
     pytest.importorskip("jax")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
-    out = subprocess.run(
-        [sys.executable, __file__, "jax"], capture_output=True, text=True, timeout=600,
-        env={**env, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"},
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from conftest import run_on_jax
+
+    return run_on_jax(__file__)
 
 
 @pytest.mark.jax
