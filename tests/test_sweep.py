@@ -279,7 +279,8 @@ def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace(
-        "max_steps = 10", "max_steps = 4000"  # still running when Ctrl-C comes, even under load
+        "max_steps = 10",
+        "max_steps = 4000",  # still running when Ctrl-C comes, even under load
     )
     (tmp_path / "c.toml").write_text(spec)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
