@@ -513,3 +513,26 @@ def test_critical_sweep_end_to_end(tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Critical length" in md and "| simple_rnn | none |" in md
     assert (tmp_path / "rep" / "critical_length.png").exists()
+
+
+def test_brackets_of_one_cell_and_clip_under_two_optimizers_stay_apart():
+    """The optimizer axis: adam and sgd brackets of the same task, cell and clip bisect and
+    end-check separately (each probe carries its optimizer)."""
+    from suite.study.critical import Bracket, bisect, check_monotone
+
+    sgd = "sgd(lr=0.01,momentum=0.9)"
+    adam_b = Bracket("adding", "irnn", "none", [10, 20, 50, 100, 200])
+    sgd_b = Bracket("adding", "irnn", "none", [10, 20, 50, 100, 200], optimizer=sgd)
+    assert adam_b.key != sgd_b.key
+
+    def solves(p):  # both solve up to T = 20; only sgd, non-monotone, also T = 100
+        ok = p.seq_len <= 20 or (p.optimizer == sgd and p.seq_len == 100)
+        return "solved" if ok else "failed"
+
+    bisect([adam_b, sgd_b], lambda probes: {p: solves(p) for p in probes})
+    for b in (adam_b, sgd_b):
+        assert (b.longest_solved, b.shortest_failed) == (20, 50)
+    ran = check_monotone([adam_b, sgd_b], lambda probes: {p: solves(p) for p in probes})
+    assert sorted((p.optimizer, p.seq_len) for p in ran) == [("adam", 100), (sgd, 100)]
+    assert sgd_b.checks == {100: "solved"} and sgd_b.non_monotone == [100]
+    assert adam_b.checks == {100: "failed"} and adam_b.non_monotone == []

@@ -82,8 +82,9 @@ class Bracket:
             self.hi = len(self.lens)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.task, self.cell, self.clip)
+    def key(self) -> tuple[str, str, str, str]:
+        """(task, cell, clip, optimizer): what a bracket bisects T for."""
+        return (self.task, self.cell, self.clip, self.optimizer)
 
     @property
     def done(self) -> bool:
@@ -124,7 +125,7 @@ class Bracket:
             out.append(self.lens[self.lo - 1])
         if self.hi + 1 < len(self.lens):
             out.append(self.lens[self.hi + 1])
-        return [Probe(*self.key, T) for T in out if T not in self.probes]
+        return [self.probe(T) for T in out if T not in self.probes]
 
     @property
     def non_monotone(self) -> list[int]:
@@ -215,7 +216,7 @@ def check_monotone(brackets: list[Bracket], evaluate: Callable[[list[Probe]], di
         return []
     results = evaluate(probes)
     for p in probes:
-        b = next(b for b in brackets if b.key == p[:3])
+        b = next(b for b in brackets if b.key == (p.task, p.cell, p.clip, p.optimizer))
         b.checks[p.seq_len] = _state(results.get(p))
     return probes
 
@@ -297,7 +298,7 @@ def artifact(spec: SweepSpec, brackets: list[Bracket], configs, rounds: int) -> 
                     {
                         "seq_len": T,
                         "state": state,
-                        "hashes": [c.config_hash() for c in configs[Probe(*b.key, T)]],
+                        "hashes": [c.config_hash() for c in configs[b.probe(T)]],
                     }
                     for T, state in b.checks.items()
                 ],
