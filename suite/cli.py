@@ -447,6 +447,10 @@ def sweep_cmd(
         raise UserError(f"spec {sweep_spec.origin}: {e}") from None
     uri = _open_store(tracking_uri)
     check_executor(executor, ray_address, uri)
+    if executor == "ray" and not dry_run:
+        from suite.study.sweep import join_ray
+
+        join_ray(ray_address)  # a cluster that cannot be joined: one line, nothing written
     pop_size = _population_size(population, sweep_backend, device)
     if pop_size > 1 and any(c.max_seconds is not None for c in sweep_spec.grid()):
         if population.strip().lower() != "auto":  # members share one clock: no per-run time cap

@@ -26,22 +26,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free port of 127.0.0.1, stopped after the session."""
-    root = tmp_path_factory.mktemp("mlflow_server")
+def _serve(root, *extra, env=None):
+    """Start a real `mlflow server` on a free port of 127.0.0.1 in ``root``; yields its URL."""
     port = _free_port()
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
         "--artifacts-destination", str(root / "artifacts"),
-        "--workers", "1",
+        "--workers", "1", *extra,
     ]  # fmt: skip
     log = open(root / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env={**os.environ, **(env or {})}
+    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
@@ -53,7 +53,7 @@ def mlflow_server(tmp_path_factory):
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("mlflow server did not start within 90 s")
+        raise RuntimeError("mlflow server did not start within 120 s")
     yield url
     proc.terminate()
     try:
@@ -63,13 +63,41 @@ def mlflow_server(tmp_path_factory):
     log.close()
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free port of 127.0.0.1, stopped after the session."""
+    yield from _serve(tmp_path_factory.mktemp("mlflow_server"))
+
+
+AUTH_ADMIN = ("admin", "admin-pass-for-tests-1")
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory):
+    """A real `mlflow server --app-name basic-auth` (MLflow's own authentication) on
+    127.0.0.1; its admin is ``AUTH_ADMIN`` (the user store, basic_auth.db, lives in its
+    folder)."""
+    env = {
+        "MLFLOW_AUTH_ADMIN_PASSWORD": AUTH_ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "tests-only-secret",
+    }
+    root = tmp_path_factory.mktemp("auth_server")
+    yield from _serve(root, "--app-name", "basic-auth", env=env)
+
+
 def run_cli(*args, cwd=None, env=None, timeout=600):
     """Run the real console entry point in a subprocess."""
     # mlflow.set_tracking_uri() in this process exports MLFLOW_TRACKING_URI: don't leak it.
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        if k
+        not in (
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "MLFLOW_TRACKING_USERNAME",  # the auth tests log in as admin in this process
+            "MLFLOW_TRACKING_PASSWORD",
+        )
     }
     full_env = {**base, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(

@@ -43,6 +43,7 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
                 "`mlflow server --host 127.0.0.1 --port 5000` or drop --tracking-uri to use "
                 f"{DEFAULT_TRACKING_URI}"
             ) from None
+        check_credentials(uri)
     elif parsed.scheme == "sqlite":
         path = sqlite_path(uri)
         if path and str(path) != ":memory:":
@@ -64,6 +65,48 @@ def check_tracking_uri(uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise TrackingError(
             f"unsupported tracking URI {uri!r}; use sqlite:///PATH.db, http://HOST:PORT or a folder"
         )
+
+
+AUTH_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def check_credentials(uri: str) -> None:
+    """A tracking server that requires authentication (``mlflow server --app-name basic-auth``)
+    must accept this process's credentials before any work starts. The server's ``/health``
+    is open to everyone, so this asks an authenticated endpoint through MLflow's own client,
+    which sends whatever MLflow reads from the environment (``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD``, or ``MLFLOW_TRACKING_TOKEN``).
+
+    Raises:
+        TrackingError: the server refused (401: no or wrong credentials; 403: no permission).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    except (RestException, MlflowException) as e:
+        code = getattr(e, "get_http_status_code", lambda: None)()
+        text = str(e)
+        if code == 401 or "401" in text or "not authenticated" in text.lower():
+            given = [k for k in AUTH_ENV if os.environ.get(k)]
+            what = (
+                "rejected the credentials in " + " and ".join(given)
+                if given
+                else "requires a login and none was given"
+            )
+            raise TrackingError(
+                f"the tracking server {uri} {what} (HTTP 401); set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD to an account on that server"
+            ) from None
+        if code == 403 or "403" in text or "permission" in text.lower():
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+            raise TrackingError(
+                f"the tracking server {uri} denies {user} access (HTTP 403); ask its admin "
+                "for EDIT permission on the experiment"
+            ) from None
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
+        raise TrackingError(f"the tracking server {uri} answered an error: {first}") from None
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

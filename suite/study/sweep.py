@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -174,8 +175,8 @@ def check_executor(executor: str, ray_address: str | None, tracking_uri: str) ->
         if remote and urlparse(tracking_uri).scheme in ("", "file", "sqlite"):
             raise UserError(
                 f"a Ray cluster at {ray_address} runs on other machines, which cannot write the local "
-                f"store {tracking_uri}; start `mlflow server --host 0.0.0.0` and pass "
-                "--tracking-uri http://HOST:5000 reachable from every worker."
+                f"store {tracking_uri}; pass --tracking-uri http://HOST:5000, an `mlflow server` "
+                "every worker reaches (with logins: docs/sharing.md)."
             )
 
 
@@ -363,18 +364,119 @@ def _tail(path: Path) -> str:
     return lines[-1][:500] if lines else ""
 
 
+RAY_REACH_TIMEOUT_S = 5.0  # a cluster whose port does not answer is reported within this
+FORWARDED_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def join_ray(ray_address: str | None) -> None:
+    """Join (or start, without an address) the Ray cluster the sweep's tasks run on, before
+    the sweep writes anything to the store: a cluster that cannot be joined is a one-line
+    error naming the address and the likely cause, and no parent run is left RUNNING.
+
+    The driver's MLflow credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN``)
+    travel to the tasks in Ray's ``runtime_env``, so remote workers can log to an
+    authenticated tracking server.
+
+    Raises:
+        UserError: the address does not answer, or Ray refused to connect (most often a
+            cluster with token authentication whose token this machine lacks).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    remote = ray_address not in (None, "", "local", "auto")
+    if remote:
+        _check_ray_port(ray_address)
+    import logging
+
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    error = None
+    with _captured_stderr() as said:  # Ray's C++ client retries loudly on fd 2: keep it aside
+        try:
+            ray.init(
+                address=ray_address or None,
+                include_dashboard=False,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                runtime_env={"env_vars": env} if env else None,
+            )
+        except Exception as e:
+            error = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    if error is None:
+        return
+    if not remote:
+        raise UserError(f"cannot start a local Ray for --executor ray ({error})")
+    token_on = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    refused = "Unauthenticated" in said() or "InvalidAuthToken" in said()
+    if refused and token_on:
+        cause = (
+            "the cluster refused this machine's token: use the head's (`ray get-auth-token` "
+            "there) in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )
+    elif refused or not token_on:
+        cause = (
+            ("the cluster requires a token: " if refused else "if it uses tokens: ")
+            + "export RAY_AUTH_MODE=token and put the head's token (`ray get-auth-token` there) "
+            "in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )
+    else:
+        cause = "check that the head runs the same Ray version as this machine"
+    raise UserError(
+        f"cannot join the Ray cluster at {ray_address}: its port answers but Ray could not "
+        f"connect ({error}); {cause}"
+    )
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Send file descriptor 2 (native code writes there too) to a temporary file for the
+    block; yields a function that returns what was written."""
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        text: list[str] = []
+        try:
+            yield lambda: "".join(text)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
+def _check_ray_port(ray_address: str) -> None:
+    """``HOST:PORT`` must accept a TCP connection (Ray itself retries for minutes)."""
+    import socket
+
+    address = ray_address.removeprefix("ray://")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(
+            f"--ray-address {ray_address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, the head's "
+            "`ray start --head --port` address)"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_REACH_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UserError(
+            f"cannot reach the Ray cluster at {ray_address} ({reason}); check that "
+            f"`ray start --head --port {port}` runs on {host} and that the port is open to "
+            "this machine"
+        ) from None
+
+
 def _run_ray(jobs, ray_address, device, on_start, on_done) -> None:
     import ray
 
     from suite.study.worker import run_job
 
-    if not ray.is_initialized():
-        ray.init(
-            address=ray_address or None,
-            include_dashboard=False,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-        )
+    join_ray(ray_address)
     use_gpu = device == "gpu"
     remote = ray.remote(num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0, max_retries=0)(
         run_job
