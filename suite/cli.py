@@ -794,7 +794,16 @@ def perf_cmd(
     from suite.core.backend import configure
     from suite.perf import run_perf, save_and_log, to_markdown
 
-    configure(device=device, backend=backend)  # --device gpu without a GPU: one line, first
+    dev = configure(device=device, backend=backend)  # --device gpu without a GPU: one line
+    from suite.core.memory import check_fits
+    from suite.perf import PERF_POPULATION, perf_configs
+
+    gpu = dev["device"] == "gpu"
+    try:  # every config perf trains, before anything is measured or logged
+        check_fits(perf_configs(chosen, gpu), copies=PERF_POPULATION[gpu])
+    except ValueError as e:
+        need = str(e).split("; use ")[0]  # perf's sizes are fixed: no size flags to suggest
+        raise UserError(f"perf: {need}; measure fewer --cells or on a larger machine") from None
     console = Console(stderr=True)
     with console.status("perf") as status:
         res = run_perf(chosen, quick, device, progress=lambda msg: status.update(f"perf: {msg}"))

@@ -362,6 +362,26 @@ def sweep_wall(workers: int, steps: int) -> float:
 
 COMPARE_HIDDEN = (64, 128)  # hidden sizes of the backend comparison
 GPU_LENGTHS = (100, 1000)  # T of the GPU table
+CPU_LENGTHS = (50, 100, 200, 400)  # T of the scaling-in-T measurement
+
+
+PERF_POPULATION = {False: 16, True: 64}  # largest population of population_table (CPU, GPU)
+
+
+def perf_configs(cells: list[str], gpu: bool) -> list:
+    """The largest single run ``perf`` trains per cell, for the up-front memory check: the
+    longest T it measures at the reference batch and hidden size (its largest population
+    holds ``PERF_POPULATION[gpu]`` such models at a shorter T; the check counts that many).
+
+    Example:
+        >>> [c.seq_len for c in perf_configs(["lstm"], gpu=False)]  # doctest: +SKIP
+        [400]
+    """
+    from suite.core.train import TrainConfig
+
+    T = max(GPU_LENGTHS if gpu else CPU_LENGTHS)
+    return [TrainConfig(task=REF["task"], seq_len=T, cell=c, hidden=REF["hidden"],
+                        batch_size=REF["batch"]) for c in cells]  # fmt: skip
 
 
 def installed_backends() -> list[str]:
@@ -541,7 +561,7 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     dev = configure(device=device)
     gpu = dev["device"] == "gpu"
     steps, repeats = (60, 2) if quick else (200, 5)
-    lengths = (50, 100, 200, 400)
+    lengths = CPU_LENGTHS
     say = progress or (lambda msg: None)
     out: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {dev['device_name']}",

@@ -148,3 +148,17 @@ def test_a_second_invocation_of_a_running_sweep_refuses_and_a_stale_heartbeat_do
     runs = client.search_runs([exp.experiment_id], "tags.`rnnbench.config_hash` != ''")
     finished = [r.data.tags["rnnbench.config_hash"] for r in runs if r.info.status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 8
+
+
+def test_perf_checks_its_largest_runs_and_populations_against_memory():
+    """`perf` checks, before measuring, the longest T it trains per cell (400 on a CPU, 1000
+    on a GPU) with its largest population counted as that many models."""
+    from suite.core.memory import check_fits, estimate_bytes
+    from suite.perf import PERF_POPULATION, perf_configs
+
+    cpu, gpu = perf_configs(["lstm", "gru"], gpu=False), perf_configs(["lstm"], gpu=True)
+    assert [c.seq_len for c in cpu] == [400, 400] and [c.seq_len for c in gpu] == [1000]
+    one = max(estimate_bytes(c) for c in cpu)
+    check_fits(cpu, available=PERF_POPULATION[False] * one, copies=PERF_POPULATION[False])
+    with pytest.raises(ValueError, match="16 at once"):
+        check_fits(cpu, available=PERF_POPULATION[False] * one - 1, copies=16)

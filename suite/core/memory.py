@@ -57,23 +57,25 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.3g} GiB"
 
 
-def check_fits(configs, available: int | None = None) -> None:
+def check_fits(configs, available: int | None = None, copies: int = 1) -> None:
     """Raise ``ValueError`` (one line, both numbers) when a config's estimate exceeds the
     memory available; each config of a grid is checked, the largest named.
 
     Args:
         configs: ``TrainConfig`` objects (one run, or every config of a sweep).
         available: bytes to compare with (default: :func:`available_bytes`).
+        copies: models held at once per config (a population of that many members).
     """
     configs = list(configs)
     if not configs:
         return
-    need, worst = max((estimate_bytes(c), i) for i, c in enumerate(configs))
+    need, worst = max((estimate_bytes(c) * copies, i) for i, c in enumerate(configs))
     have = available_bytes() if available is None else available
     if need > have:
         c = configs[worst]
         raise ValueError(
             f"{c.run_name} (hidden {c.hidden}, batch {c.batch_size}, T "
-            f"{c.seq_len}) needs at least {_gib(need)} of memory, and {_gib(have)} is "
+            f"{c.seq_len}{f', {copies} at once' if copies > 1 else ''}) needs at least "
+            f"{_gib(need)} of memory, and {_gib(have)} is "
             "available; use a smaller --hidden, --batch-size, --seq-len or val_size."
         )
