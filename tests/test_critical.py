@@ -536,3 +536,84 @@ def test_brackets_of_one_cell_and_clip_under_two_optimizers_stay_apart():
     assert sorted((p.optimizer, p.seq_len) for p in ran) == [("adam", 100), (sgd, 100)]
     assert sgd_b.checks == {100: "solved"} and sgd_b.non_monotone == [100]
     assert adam_b.checks == {100: "failed"} and adam_b.non_monotone == []
+
+
+def _critical_record(uri, tmp_path, sub):
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("rnnbench")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parent = [r for r in runs if r.data.tags.get("rnnbench.kind") == "sweep"][0]
+    (tmp_path / sub).mkdir()
+    path = client.download_artifacts(parent.info.run_id, "critical.json", str(tmp_path / sub))
+    children = [r for r in runs if "rnnbench.config_hash" in r.data.tags]
+    return json.loads(open(path).read()), children
+
+
+def _brackets(record):
+    return sorted(
+        (b["cell"], b["longest_solved"], b["shortest_failed"],
+         tuple(sorted(p["seq_len"] for p in b["probes"])))
+        for b in record["brackets"]
+    )  # fmt: skip
+
+
+def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_brackets(tmp_path):
+    """SIGKILL after the first run of round 2 (one of its two probes finished, the other
+    training), then the same command: the brackets of an uninterrupted sweep, and no config
+    with two FINISHED runs (issue 25)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    spec = TINY.replace("max_steps = 20", "max_steps = 150")  # runs long enough to kill one
+    (tmp_path / "crit.toml").write_text(spec)
+    ref_uri = f"sqlite:///{tmp_path / 'ref.db'}"
+    base = ("sweep", "crit.toml", "--critical", "--workers", "1", "--tracking-uri")
+    ref = run_cli(*base, ref_uri, cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ref_record, _ = _critical_record(ref_uri, tmp_path, "ref")
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # the store exists before the sweep polls it
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    err = open(tmp_path / "sweep.err", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", *base, uri], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    client = mlflow.MlflowClient(uri)
+    deadline, finished = time.time() + 300, 0
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            exp = client.get_experiment_by_name("rnnbench")
+            if exp is None:
+                continue
+            runs = client.search_runs([exp.experiment_id], max_results=100)
+            kids = [r for r in runs if "rnnbench.config_hash" in r.data.tags]
+            finished = sum(r.info.status == "FINISHED" for r in kids)
+            if finished >= 3:  # round 1 (2 probes) and one probe of round 2 done
+                break
+        assert proc.poll() is None, "ended early: " + (tmp_path / "sweep.err").read_text()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert finished == 3
+    time.sleep(1)  # the worker dies with its parent
+    again = run_cli(*base, uri, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 runs trained now" in again.stdout  # only the probe the kill interrupted
+    record, children = _critical_record(uri, tmp_path, "run")
+    assert _brackets(record) == _brackets(ref_record)
+    finished_per_hash: dict[str, int] = {}
+    for r in children:
+        if r.info.status == "FINISHED":
+            h = r.data.tags["rnnbench.config_hash"]
+            finished_per_hash[h] = finished_per_hash.get(h, 0) + 1
+    assert set(finished_per_hash.values()) == {1} and len(finished_per_hash) == 4
