@@ -388,6 +388,9 @@ def join_ray(ray_address: str | None) -> None:
     remote = ray_address not in (None, "", "local", "auto")
     if remote:
         _check_ray_port(ray_address)
+    else:  # a Ray of our own, started as before this check existed
+        ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+        return
     import logging
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
