@@ -385,12 +385,12 @@ def join_ray(ray_address: str | None) -> None:
 
     if ray.is_initialized():
         return
-    remote = ray_address not in (None, "", "local", "auto")
-    if remote:
-        _check_ray_port(ray_address)
-    else:  # a Ray of our own, started as before this check existed
-        ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    if ray_address in (None, "", "local"):  # a Ray of our own: address="local" starts one
+        # even where another Ray's address is recorded in /tmp/ray (it would join that one)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
         return
+    if ray_address != "auto":  # "auto": the cluster `ray start` recorded on this machine
+        _check_ray_port(ray_address)
     import logging
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
@@ -398,7 +398,7 @@ def join_ray(ray_address: str | None) -> None:
     with _captured_stderr() as said:  # Ray's C++ client retries loudly on fd 2: keep it aside
         try:
             ray.init(
-                address=ray_address or None,
+                address=ray_address,
                 include_dashboard=False,
                 ignore_reinit_error=True,
                 log_to_driver=False,
@@ -409,8 +409,6 @@ def join_ray(ray_address: str | None) -> None:
             error = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     if error is None:
         return
-    if not remote:
-        raise UserError(f"cannot start a local Ray for --executor ray ({error})")
     token_on = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
     refused = "Unauthenticated" in said() or "InvalidAuthToken" in said()
     if refused and token_on:
