@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,29 +79,111 @@ def test_export_native_ops_parity_and_registry(store, cell):
     assert result["latency"]["ort_p50_ms_b1"] > 0 and result["latency"]["keras_p50_ms_b1"] > 0
 
 
-def test_alias_moves_to_the_new_version_and_infer_resolves_it(store, tmp_path):
+def _tiny_run(uri, experiment, task, T, cell, seed=0):
+    from suite.core.train import TrainConfig
+    from suite.study.record import run_and_log
+
+    cfg = TrainConfig(
+        task=task, seq_len=T, cell=cell, hidden=8, batch_size=16, max_steps=10, eval_every=5,
+        val_size=32, profile_size=8, seed=seed,
+    )  # fmt: skip
+    return run_and_log(cfg, uri, experiment)[0]
+
+
+def test_reexport_reuses_its_version_a_new_run_gets_one_and_the_alias_follows(store, tmp_path):
     import mlflow
 
-    from suite.deploy.export import candidate_for_run, export_one
+    from suite.deploy.export import ONNX_SHA_TAG, candidate_for_run, export_one
+    from tracking import SOURCE_RUN_TAG
 
     root, uri, runs = store
-    first = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
-    second = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
     client = mlflow.MlflowClient(uri, registry_uri=uri)
-    mv = client.get_model_version_by_alias("rnnbench-adding-T8", "champion")
-    assert int(mv.version) == int(second["version"]) == int(first["version"]) + 1
-    out = run_cli(
-        "infer",
-        "models:/rnnbench-adding-T8@champion",
-        "--tracking-uri",
-        uri,
-        "--json",
-        cwd=tmp_path,
-    )
+    name = "rnnbench-adding-T8"
+
+    def versions():
+        return {int(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+
+    def champion():
+        return int(client.get_model_version_by_alias(name, "champion").version)
+
+    first = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
+    before = versions()
+    second = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
+    assert second["reused"] and second["version"] == first["version"]
+    assert versions().keys() == before.keys()  # no new version for the same run
+    v = versions()[int(first["version"])]
+    assert v.tags[SOURCE_RUN_TAG] == runs["simple_rnn"]
+    assert v.tags[ONNX_SHA_TAG] == second["onnx_sha256"] == first["onnx_sha256"]
+    assert champion() == int(first["version"])
+
+    # a different run of the same task@T: a new version, and champion moves to it
+    fresh = _tiny_run(uri, "onnx-fresh", "adding", 8, "lstm", seed=1)
+    third = export_one(candidate_for_run(uri, fresh), uri, "onnx", tmp_path)
+    assert not third["reused"] and int(third["version"]) == max(before) + 1
+    assert champion() == int(third["version"])
+    out = run_cli("infer", "models:/rnnbench-adding-T8@champion", "--tracking-uri", uri,
+                  "--json", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
-    assert r["task"] == "adding" and r["seq_len"] == 8 and r["cell"] == "simple_rnn"
+    assert r["task"] == "adding" and r["seq_len"] == 8 and r["cell"] == "lstm"
     assert math.isfinite(r["loss"]) and r["solved"] in (True, False) and r["latency_ms_b1_p50"] > 0
+
+    # re-exporting the first run again reuses its version and champion moves back to it
+    again = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
+    assert again["reused"] and again["version"] == first["version"]
+    assert champion() == int(first["version"]) and len(versions()) == len(before) + 1
+
+    # a version whose ONNX differs (e.g. from an older exporter) is not reused
+    client.set_model_version_tag(name, first["version"], ONNX_SHA_TAG, "0" * 64)
+    changed = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)
+    assert not changed["reused"] and int(changed["version"]) == int(third["version"]) + 1
+    assert champion() == int(changed["version"])
+
+
+def test_export_task_without_seq_len_exports_the_winner_of_every_T(tmp_path):
+    import mlflow
+    import typer
+
+    from suite.cli import app
+    from suite.deploy.export import candidates, winners
+    from tracking import SOURCE_RUN_TAG
+
+    help_of = {p.name: p.help for p in typer.main.get_command(app).commands["export"].params}
+    assert help_of["task"] == (
+        "Export the winner of every T of this task (with --seq-len: of that T only)."
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    six = [_tiny_run(uri, "e", "adding", 6, cell) for cell in ("simple_rnn", "gru")]
+    nine = _tiny_run(uri, "e", "adding", 9, "simple_rnn")
+    _tiny_run(uri, "e", "delayed_recall", 6, "gru")  # another task: not exported
+    expected = {c.seq_len: c for c in winners(candidates(uri, "e"), "adding")}
+    assert sorted(expected) == [6, 9] and expected[6].run_id in six and expected[9].run_id == nine
+    args = ("export", "--task", "adding", "--experiment", "e", "--tracking-uri", uri,
+            "--out", tmp_path / "onnx")  # fmt: skip
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    exported = {
+        ln.split()[0]: ln.split("<- run ")[1].split()[0]
+        for ln in out.stdout.splitlines()
+        if "<- run " in ln
+    }
+    assert {Path(p).name: r for p, r in exported.items()} == {
+        f"adding-T{T}-{c.cell}.onnx": c.run_id for T, c in expected.items()
+    }
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    assert sorted(m.name for m in client.search_registered_models()) == [
+        "rnnbench-adding-T6",
+        "rnnbench-adding-T9",
+    ]
+    for T, c in expected.items():
+        mv = client.get_model_version_by_alias(f"rnnbench-adding-T{T}", "champion")
+        assert int(mv.version) == 1 and mv.tags[SOURCE_RUN_TAG] == c.run_id
+    # the same export again: the same versions, reported as reused
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("(v1, reused)") == 2, out.stdout
+    for T in expected:
+        assert len(client.search_model_versions(f"name='rnnbench-adding-T{T}'")) == 1
 
 
 def test_infer_on_a_path_never_imports_tensorflow(store, tmp_path):
@@ -129,6 +212,127 @@ def test_infer_on_a_path_never_imports_tensorflow(store, tmp_path):
     assert "HEAVY []" in out.stdout
 
 
+def test_infer_shows_the_predictions_writes_them_with_out_and_in_json(store, tmp_path):
+    import onnxruntime as ort
+
+    from suite.deploy.export import candidate_for_run, export_one
+    from suite.deploy.onnx_infer import preview_lines, run_inference
+    from tasks import get_task
+
+    root, uri, runs = store
+    gru = export_one(candidate_for_run(uri, runs["gru"]), uri, "onnx", tmp_path)["path"]
+    # the predictions of the data `infer --n 16 --seed 3` generates, straight from onnxruntime
+    x, y = get_task("delayed_recall", seq_len=8).generate(16, np.random.default_rng(3))
+    session = ort.InferenceSession(str(gru), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": x})[0]
+    out = run_cli("infer", gru, "--n", 16, "--seed", 3, "--out", "preds.npy", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = np.load(tmp_path / "preds.npy")
+    assert got.shape == (16, 8) and np.allclose(got, want, atol=1e-6)
+    lines = out.stdout.splitlines()
+    first = next(ln for ln in lines if ln.strip().startswith("#0 "))
+    assert f"class {int(want[0].argmax())} " in first and f"(target {int(y[0])})" in first
+    assert f"{want[0][0]:.2f}" in first  # the logits, rounded
+    assert sum(ln.strip().startswith("#") for ln in lines) == 5  # a preview, not 16 rows
+    assert "written to preds.npy" in out.stdout
+
+    out = run_cli("infer", gru, "--n", 16, "--seed", 3, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    contract = {"model", "task", "seq_len", "cell", "clip", "trained_status", "batch",
+                "output_shape", "loss", "accuracy", "solved", "solved_when", "baseline_loss",
+                "latency_ms_b1_p50", "latency_ms_b1_p95"}  # fmt: skip
+    assert contract <= set(r), contract - set(r)
+    assert np.allclose(np.array(r["predictions"]), want, atol=1e-6)
+    assert r["predicted_class"] == want.argmax(-1).tolist() and r["targets"] == y.tolist()
+    assert r["output_kind"] == "final_class" and "predictions_path" not in r
+
+    # a user's --input (no targets) on the adding model: values rounded, no target
+    adding = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", tmp_path)["path"]
+    xin = np.random.default_rng(7).random((3, 11, 2), dtype=np.float32)
+    np.save(tmp_path / "x.npy", xin)
+    want = ort.InferenceSession(str(adding), providers=["CPUExecutionProvider"]).run(
+        None, {"x": xin}
+    )[0]
+    out = run_cli("infer", adding, "--input", "x.npy", "--out", "y.npy", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["predictions_path"] == "y.npy" and np.allclose(np.load(tmp_path / "y.npy"), want)
+    assert np.allclose(np.array(r["predictions"]), want) and "targets" not in r
+    out = run_cli("infer", adding, "--input", "x.npy", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = [ln.split() for ln in out.stdout.splitlines() if ln.strip().startswith("#")]
+    assert [row[1] for row in rows] == [f"{v:.4f}" for v in want[:, 0]]
+    assert "target" not in out.stdout and "--out FILE.npy" in out.stdout
+
+    # per-step classes (copy): the predicted class of each step, the middle elided
+    copy = export_one(candidate_for_run(uri, runs["lstm"]), uri, "onnx", tmp_path)["path"]
+    r = run_inference(str(copy), n=4)
+    pred = r["predictions"]
+    assert pred.shape == (4, 28, 10) and (r["predicted_class"] == pred.argmax(-1)).all()
+    preview = preview_lines(r, rows=2)
+    classes = pred[0].argmax(-1)
+    assert preview[1].split() == ["#0", "classes", *map(str, classes[:4]), "…",
+                                  *map(str, classes[-12:])]  # fmt: skip
+    assert preview[2].split() == ["target", *map(str, r["targets"][0][:4]), "…",
+                                  *map(str, r["targets"][0][-12:])]  # fmt: skip
+
+
+def test_infer_out_is_checked_before_any_work(store, tmp_path):
+    from suite.deploy.export import candidate_for_run, export_one
+
+    root, uri, runs = store
+    good = export_one(candidate_for_run(uri, runs["simple_rnn"]), uri, "onnx", root / "good")
+    (tmp_path / "taken.npy").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        ([good["path"], "--out", "nodir/y.npy"], "folder 'nodir' does not exist"),
+        ([good["path"], "--out", "y.txt"], "must name a .npy file"),
+        ([good["path"], "--out", "taken.npy"], "is a folder"),
+        (["missing.onnx", "--out", "nodir/y.npy"], "--out"),  # before the model is looked at
+        (["models:/rnnbench-adding-T8@champion", "--out", "y.csv"], "--out"),  # no store made
+    ]
+    for args, named in cases:
+        out = run_cli("infer", *args, cwd=tmp_path)
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert out.returncode == 2, (args, out.stderr)
+        assert len(lines) == 1 and named in lines[0], (args, out.stderr)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_infer_help_names_the_registered_models(store, tmp_path):
+    import typer
+
+    from suite.cli import app
+    from suite.deploy.export import (
+        CHAMPION_ALIAS,
+        REGISTERED_NAME,
+        candidate_for_run,
+        champion_uri,
+        export_one,
+    )
+
+    model_help = next(
+        p.help for p in typer.main.get_command(app).commands["infer"].params if p.name == "model"
+    )
+    pattern = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+    assert pattern == "models:/rnnbench-{task}-T{seq_len}@champion" and pattern in model_help
+    assert champion_uri("adding", 50) in model_help
+    out = run_cli("infer", "--help", cwd=tmp_path)
+    assert out.returncode == 0 and pattern in "".join(out.stdout.split())
+    out = run_cli("export", "--help", cwd=tmp_path)
+    assert REGISTERED_NAME in "".join(out.stdout.split())
+    # the name the help spells is the one an export registers, and infer resolves it
+    root, uri, runs = store
+    cand = candidate_for_run(uri, runs["irnn"])
+    result = export_one(cand, uri, "onnx", tmp_path)
+    spelled = pattern.format(task=cand.task, seq_len=cand.seq_len)
+    assert result["registered"] == spelled == champion_uri(cand.task, cand.seq_len)
+    out = run_cli("infer", spelled, "--tracking-uri", uri, "--n", 8, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{cand.task}@{cand.seq_len} irnn")
+
+
 def test_infer_runs_the_ortho_rnn_scan_graph(store, tmp_path):
     from suite.deploy.export import candidate_for_run, export_one
     from suite.deploy.onnx_infer import run_inference
@@ -153,12 +357,26 @@ def test_standalone_example_needs_only_numpy_and_onnxruntime(store, tmp_path):
     code = (
         "import runpy, sys\n"
         "sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['suite'] = None\n"
-        f"sys.argv = ['x', {str(path)!r}, '--n', '32']\n"
+        f"sys.argv = ['x', {str(path)!r}, '--n', '32', '--out', 'y.npy']\n"
         f"runpy.run_path({script!r}, run_name='__main__')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "adding MSE:" in out.stdout and "output shape: (32, 1)" in out.stdout
+    saved = np.load(tmp_path / "y.npy")
+    assert saved.shape == (32, 1) and "predictions [32, 1] (final_scalar)" in out.stdout
+    rows = [ln.split() for ln in out.stdout.splitlines() if ln.strip().startswith("#")]
+    assert [row[1] for row in rows] == [f"{v:.4f}" for v in saved[:5, 0]]
+    # a classification model: the predicted class of each of the first rows
+    gru = export_one(candidate_for_run(uri, runs["gru"]), uri, "onnx", tmp_path)["path"]
+    out = subprocess.run(
+        [sys.executable, "-c", code.replace(repr(str(path)), repr(str(gru)))],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    saved = np.load(tmp_path / "y.npy")
+    rows = [ln.split() for ln in out.stdout.splitlines() if ln.strip().startswith("#")]
+    assert [row[1:3] for row in rows] == [["class", str(c)] for c in saved[:5].argmax(-1)]
 
 
 def test_infer_errors(store, tmp_path):

@@ -9,6 +9,12 @@ fresh task data at batch 1 and 64 and at two lengths (trained T and another); th
 metric recomputed from onnxruntime outputs vs Keras'; latency p50/p95 at batch 1 and 64,
 onnxruntime vs Keras (a traced ``tf.function`` or a ``jax.jit``) in the same process.
 
+Registry: every export registers its ONNX as a version of ``rnnbench-{task}-T{seq_len}`` (plus
+the task variant's options, e.g. ``-num_recall3``; :func:`registered_name` owns the format) and
+moves the alias ``champion`` to it. Re-exporting the same training run reuses its version when
+the ONNX bytes are unchanged (the version's tags hold the training run id and the ONNX's
+sha256), so one run never piles up versions; a different run, or a changed ONNX, gets a new one.
+
 Backend: the model is loaded and checked on the Keras backend that trained it (param
 ``backend``; runs from before it existed trained on TensorFlow). One process runs one
 backend, so one export call takes winners of one backend (``--backend`` picks when a store
@@ -17,6 +23,7 @@ holds both).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -28,6 +35,38 @@ from suite.errors import UserError
 from tracking import STATUS_TAG
 
 PARITY_TOL = 1e-4  # max |ORT - Keras|, scaled by max(1, max |Keras output|)
+
+# The registry's naming: the one owner of the format (``rnnbench infer --help`` prints it).
+REGISTERED_NAME = "rnnbench-{task}-T{seq_len}"  # + Candidate.variant, e.g. -num_recall3
+CHAMPION_ALIAS = "champion"  # moved to the latest export of each registered model
+ONNX_SHA_TAG = "rnnbench.onnx_sha256"  # on a model version: sha256 of its ONNX bytes
+# (and SOURCE_RUN_TAG, the training run it was exported from: together the reuse key)
+
+
+def registered_name(task: str, seq_len: int, variant: str = "") -> str:
+    """The registered model name of ``task`` at ``seq_len`` (``variant``: Candidate.variant).
+
+    >>> registered_name("adding", 50), registered_name("copy", 50, "-num_recall3")
+    ('rnnbench-adding-T50', 'rnnbench-copy-T50-num_recall3')
+    """
+    return REGISTERED_NAME.format(task=task, seq_len=seq_len) + variant
+
+
+def champion_uri(task: str, seq_len: int, variant: str = "") -> str:
+    """``models:/NAME@champion``, what ``rnnbench infer`` takes."""
+    return f"models:/{registered_name(task, seq_len, variant)}@{CHAMPION_ALIAS}"
+
+
+def reusable_version(client, name: str, source_run: str, onnx_sha256: str) -> str | None:
+    """The newest version of ``name`` exported from ``source_run`` with these ONNX bytes, if any."""
+    from tracking import SOURCE_RUN_TAG
+
+    same = [
+        v
+        for v in client.search_model_versions(f"name='{name}'")  # [] before the first export
+        if v.tags.get(SOURCE_RUN_TAG) == source_run and v.tags.get(ONNX_SHA_TAG) == onnx_sha256
+    ]
+    return str(max(same, key=lambda v: int(v.version)).version) if same else None
 
 
 @dataclass
@@ -232,10 +271,12 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         "opset": OPSET,
     }
     proto = build_onnx(model, cand.cell, task, meta)
+    blob = proto.SerializeToString()
+    sha = hashlib.sha256(blob).hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{cand.task}-T{cand.seq_len}-{cand.cell}.onnx"
     tmp = path.with_suffix(".onnx.tmp")
-    tmp.write_bytes(proto.SerializeToString())
+    tmp.write_bytes(blob)
     tmp.replace(path)  # never leave a half-written model behind
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     parity = check_parity(model, session, task)
@@ -245,7 +286,10 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     exp = mlflow.set_experiment(experiment)
-    name = f"rnnbench-{cand.task}-T{cand.seq_len}{cand.variant}"
+    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    name = registered_name(cand.task, cand.seq_len, cand.variant)
+    version = reusable_version(client, name, cand.run_id, sha)
+    reused = version is not None
     with mlflow.start_run(
         experiment_id=exp.experiment_id,
         run_name=f"export-{cand.task}-T{cand.seq_len}-{cand.cell}",
@@ -274,18 +318,24 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         }
         mlflow.log_metrics(metrics)
         mlflow.log_dict(parity, "parity.json")
-        info = mlflow.onnx.log_model(proto, name="model", registered_model_name=name)
-        version = info.registered_model_version
-        mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
-            name, "champion", version
+        if not reused:  # the same run's unchanged ONNX keeps its version (no duplicate artifact)
+            info = mlflow.onnx.log_model(proto, name="model", registered_model_name=name)
+            version = str(info.registered_model_version)
+            client.set_model_version_tag(name, version, SOURCE_RUN_TAG, cand.run_id)
+            client.set_model_version_tag(name, version, ONNX_SHA_TAG, sha)
+        mlflow.set_tags(
+            {"rnnbench.registered_model": f"{name}/{version}", "rnnbench.reused": str(reused)}
         )
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return {
         "candidate": cand,
         "path": path,
         "ops": ops,
         "parity": parity,
         "latency": latency,
-        "registered": f"models:/{name}@champion",
+        "registered": f"models:/{name}@{CHAMPION_ALIAS}",
         "version": version,
+        "reused": reused,  # an existing version of the same run and ONNX, not a new one
+        "onnx_sha256": sha,
         "export_run": run.info.run_id,
     }

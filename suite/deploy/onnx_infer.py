@@ -6,13 +6,14 @@ is a ``.onnx`` path, or a registry URI such as ``models:/rnnbench-adding-T50@cha
 
 Example:
     >>> result = run_inference("reports/onnx/adding-T50-irnn.onnx")   # doctest: +SKIP
-    >>> result["solved"]                                               # doctest: +SKIP
-    True
+    >>> result["solved"], result["predictions"].shape                  # doctest: +SKIP
+    (True, (512, 1))
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import numpy as np
 from suite.errors import UserError
 
 REQUIRED_META = ("task", "seq_len", "cell")
+PREVIEW_ROWS = 5  # predictions shown on the console (the full array: --out or --json)
+PREVIEW_VALUES = 16  # values shown per row before eliding the middle with '…'
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
@@ -92,6 +95,79 @@ def load_session(path: Path):
     return session, meta
 
 
+def check_out_path(out: str) -> Path:
+    """``--out``: a ``.npy`` file in a folder that exists and is writable (checked before any work)."""
+    path = Path(out)
+    if path.suffix != ".npy":
+        raise UserError(f"--out {out!r} must name a .npy file (e.g. predictions.npy).")
+    if path.is_dir():
+        raise UserError(f"--out {out!r} is a folder; name a file in it, e.g. {path / 'y.npy'}.")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(
+            f"--out {out!r}: folder {str(parent)!r} does not exist; create it or pick another path."
+        )
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"--out {out!r}: folder {str(parent)!r} is not writable.")
+    return path
+
+
+def save_predictions(pred: np.ndarray, path: Path) -> None:
+    """Write ``pred`` with ``np.save``, atomically (never a half-written file at ``path``)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, pred)
+    os.replace(tmp, path)
+
+
+def to_json(result: dict) -> dict:
+    """``result`` with its arrays as nested lists (``rnnbench infer --json``)."""
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
+
+
+def _elide(values, fmt: str, limit: int = PREVIEW_VALUES) -> str:
+    """``values`` formatted, the middle elided when there are more than ``limit``."""
+    values = list(values)
+    if len(values) > limit:
+        head, tail = 4, limit - 4
+        return " ".join([*(fmt.format(v) for v in values[:head]), "…",
+                         *(fmt.format(v) for v in values[-tail:])])  # fmt: skip
+    return " ".join(fmt.format(v) for v in values)
+
+
+def preview_lines(result: dict, rows: int = PREVIEW_ROWS) -> list[str]:
+    """A readable preview of ``result["predictions"]``: the first ``rows`` sequences, values
+    rounded, the predicted class for classification outputs, the target for generated data."""
+    from tasks.base import FINAL_CLASS, FINAL_SCALAR, PER_STEP_CLASS
+
+    pred = np.asarray(result["predictions"])
+    kind, targets = result.get("output_kind"), result.get("targets")
+    k = min(rows, len(pred))
+    what = {
+        FINAL_SCALAR: "one value per sequence",
+        FINAL_CLASS: "logits per sequence; class = argmax",
+        PER_STEP_CLASS: "logits per step; class = argmax per step",
+    }.get(kind, "raw outputs")
+    lines = [f"predictions {list(pred.shape)} ({what}), first {k} of {len(pred)}:"]
+    for i in range(k):
+        t, below = (None if targets is None else targets[i]), None
+        if kind == FINAL_SCALAR:
+            row = f"{float(pred[i].reshape(-1)[0]):.4f}"
+            row += "" if t is None else f"  (target {float(t):.4f})"
+        elif kind == FINAL_CLASS:
+            row = f"class {int(pred[i].argmax())}  logits [{_elide(pred[i], '{:.2f}')}]"
+            row += "" if t is None else f"  (target {int(t)})"
+        elif kind == PER_STEP_CLASS:
+            row = f"classes {_elide(pred[i].argmax(-1), '{}')}"
+            below = None if t is None else f"{'target':>14} {_elide(t, '{}')}"  # aligned
+        else:
+            row = _elide(pred[i].reshape(-1), "{:.4f}")
+        lines.append(f"  #{i:<3d} {row}")
+        if below is not None:
+            lines.append(below)
+    return lines
+
+
 def task_from_meta(meta: dict, seq_len: int | None = None):
     from tasks import get_task
 
@@ -110,7 +186,13 @@ def run_inference(
     seed: int = 0,
     tracking_uri: str | None = None,
 ) -> dict:
-    """Run ``model`` on task data generated from its metadata (or on ``input_path``)."""
+    """Run ``model`` on task data generated from its metadata (or on ``input_path``).
+
+    Returns a dict: the model's metadata, ``output_shape``, ``output_kind``, ``predictions``
+    (the outputs, a numpy array: values, or logits for classification), ``predicted_class``
+    (their argmax, classification only), on generated data ``targets`` and the task metrics,
+    and the batch-1 latency.
+    """
     path = resolve_model(model, tracking_uri)
     session, meta = load_session(path)
     task = task_from_meta(meta, seq_len)
@@ -146,8 +228,13 @@ def run_inference(
         "trained_status": meta.get("status", "?"),
         "batch": int(x.shape[0]),
         "output_shape": list(pred.shape),
+        "output_kind": task.output_kind,
+        "predictions": pred,  # the model's outputs: values, or logits for classification
     }
+    if task.num_classes:
+        out["predicted_class"] = pred.argmax(-1)
     if y is not None:
+        out["targets"] = y
         metrics = task.evaluate(y, pred)
         out.update(metrics)
         out["solved"] = bool(task.solved(metrics))
