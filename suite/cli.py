@@ -16,6 +16,7 @@ import typer
 
 from suite.core.models import CELLS
 from suite.core.train import TrainConfig
+from suite.deploy.export import CHAMPION_ALIAS, REGISTERED_NAME, champion_uri
 from suite.errors import UserError
 from suite.study.spec import preset_names
 from tasks import TASK_NAMES, canonical_options
@@ -482,7 +483,19 @@ def sweep_cmd(
 
             print("\n".join(plan_text(sweep_spec, brackets)))
             print("round 1:")
-        print("\n".join(plan_lines(sweep_spec, uri, experiment, resume, pop_size, grid=grid)))
+        print(
+            "\n".join(
+                plan_lines(
+                    sweep_spec,
+                    uri,
+                    experiment,
+                    resume,
+                    pop_size,
+                    grid=grid,
+                    workers=min(workers, len(grid)),
+                )  # fmt: skip
+            )
+        )
         return
     from tracking.store import init_store
 
@@ -548,34 +561,60 @@ def report_cmd(
         str | None, typer.Option(help="Output folder [default: reports/<sweep name>/].")
     ] = None,
     tracking_uri: TrackingUri = None,
+    ui_url: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow UI that report.html's run links open [default: the tracking server, "
+            "or http://127.0.0.1:5000 where the printed `mlflow ui` command serves a sqlite store]."
+        ),
+    ] = None,
 ) -> None:
-    """Write report.md + figures for a sweep (solve table, curves, gradients, verdict) and attach them to its parent run."""
+    """Answer the question from a sweep's runs: report.md, report.html (one self-contained page) and figures, attached to its parent run.
+
+    Prints the answer, the claims the sweep decided, those it cannot test (with the reason)
+    and the command that opens the MLflow UI.
+    """
     from tracking import sqlite_path
 
+    if ui_url is not None and not ui_url.startswith(("http://", "https://")):
+        raise UserError(f"--ui-url must be an http(s) address, got {ui_url!r}.")
     uri = _open_store(tracking_uri, "run `rnnbench sweep quick` first (or pass --tracking-uri).")
     _quiet_mlflow()
     from rich.console import Console
 
     from suite.findings.data import load_sweep
-    from suite.findings.report import write_report
+    from suite.findings.report import DEFAULT_UI, write_report
 
     console = Console(stderr=True)
     with console.status("reading the sweep from MLflow"):
         data = load_sweep(uri, experiment, sweep)
     out_dir = Path(out) if out else Path("reports") / data.name
     with console.status("writing the report"):
-        path = write_report(data, out_dir)
+        path = write_report(data, out_dir, ui_url=ui_url)
+    from suite.findings.answer import QUESTION, answer, decided, untestable_lines
     from suite.findings.claims import check_claims
-    from suite.findings.verdict import verdict
 
-    print("Verdict:")
-    for sentence in verdict(data):
-        print(f"  - {sentence}")
-    print("Claims:")
-    for c in check_claims(data):
-        print(f"  {c.number}. {c.label}: {c.text}")
+    findings = check_claims(data)
     print(
-        f"Report: {path.resolve()}  (also attached to parent run {data.parent_run_id} under report/)"
+        f"{QUESTION}\nAnswer, from the {len(data.finished)} finished runs of sweep {data.name!r}:"
+    )
+    for sentence in answer(data, findings):
+        print(f"  - {sentence}")
+    print("Claims decided:")
+    for c in decided(findings):
+        print(f"  {c.number}. {c.label}: {c.text}")
+    if not decided(findings):
+        print("  none")
+    untestable = untestable_lines(findings)
+    if untestable:
+        print("Not testable in this sweep:")
+        for line in untestable:
+            print(f"  {line}")
+    html_path = path.with_name("report.html")
+    print(
+        f"Report: {html_path.resolve()} (open in a browser) and {path.name} beside it: the verdict, "
+        f"solve table, figures, rules and every run; attached to parent run "
+        f"{data.parent_run_id} under report/"
     )
     ui_uri = f"sqlite:///{store.resolve()}" if (store := sqlite_path(uri)) else uri
     runs_view = f"#/experiments/{data.experiment_id}?workflowType=machine_learning"
@@ -586,12 +625,14 @@ def report_cmd(
 
         # this interpreter's own MLflow: works even where `mlflow` is not on PATH (tox's venv)
         mlflow_cmd = f"{shlex.quote(sys.executable)} -m mlflow"
+        port = DEFAULT_UI.rsplit(":", 1)[1]
         print(
-            f"MLflow UI: {mlflow_cmd} ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port 5000"
+            f"MLflow UI: {mlflow_cmd} ui --backend-store-uri {ui_uri} --host 127.0.0.1 --port {port}"
         )
         print(
-            f"           then open http://127.0.0.1:5000/{runs_view}\n"
-            "           (the runs table; the children are nested under the sweep run)"
+            f"           then open {DEFAULT_UI}/{runs_view}\n"
+            "           (the runs table: expand the sweep run to see its children; the columns to "
+            "add are in the README)"
         )
 
 
@@ -601,10 +642,16 @@ def export_cmd(
         str, typer.Option(help="MLflow experiment to pick winners from.")
     ] = DEFAULT_EXPERIMENT,
     task: Annotated[
-        str | None, typer.Option(help="Export the winner of this task (with --seq-len).")
+        str | None,
+        typer.Option(
+            help="Export the winner of every T of this task (with --seq-len: of that T only)."
+        ),
     ] = None,
     seq_len: Annotated[
-        int | None, typer.Option("--seq-len", "-T", help="... at this length.")
+        int | None,
+        typer.Option(
+            "--seq-len", "-T", help="Only the winners at this length (with --task or --all)."
+        ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Export the winner of every task@T.")] = False,
     run: Annotated[str | None, typer.Option(help="Export this run id instead of a winner.")] = None,
@@ -621,10 +668,11 @@ def export_cmd(
     """Export winning models to ONNX (native RNN/LSTM/GRU ops), check them in onnxruntime, register them.
 
     Winner per task@T: the solved run with the smallest seconds_to_solve; if none solved, the lowest
-    val_loss_ratio, flagged unsolved. Registered as rnnbench-{task}-T{seq_len} with alias champion.
+    val_loss_ratio, flagged unsolved. Registered as rnnbench-{task}-T{seq_len} with alias champion;
+    re-exporting the same run with an unchanged ONNX reuses its version.
     """
     if not (all_ or run or task):
-        raise UserError("say what to export: --all, --task T --seq-len L, or --run RUN_ID.")
+        raise UserError("say what to export: --all, --task TASK [--seq-len T], or --run RUN_ID.")
     if seq_len is not None and seq_len < 1:
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
     if task is not None:
@@ -694,7 +742,7 @@ def export_cmd(
             f"{p['parity_max_abs_diff']:.1e} " + ("ok" if p["parity_ok"] else "[red]FAIL[/]"),
             "agrees" if p["metric_agrees"] else "[red]differs[/]",
             f"{lat['speedup_b1']:.1f}x", f"{lat['speedup_b64']:.1f}x",
-            f"{r['registered']} (v{r['version']})",
+            f"{r['registered']} (v{r['version']}" + (", reused)" if r["reused"] else ")"),
         )  # fmt: skip
         print(f"{r['path']}  <- run {cand.run_id} ({cand.status})")
     Console(width=max(140, Console().width)).print(table)
@@ -707,7 +755,9 @@ def infer_cmd(
     model: Annotated[
         str,
         typer.Argument(
-            help="A .onnx file or a registered model, e.g. models:/rnnbench-adding-T50@champion (rnnbench export prints the names)."
+            help=f"A .onnx file or a registered model: models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}, "
+            "the winner `rnnbench export` registered (a task variant adds its options, e.g. "
+            f"-num_recall3), e.g. {champion_uri('adding', 50)}."
         ),
     ],
     input: Annotated[
@@ -724,20 +774,37 @@ def infer_cmd(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for models:/ URIs.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Write the full prediction array to this .npy file (numpy)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON, predictions included.")
+    ] = False,
 ) -> None:
-    """Run an exported model with onnxruntime (no TensorFlow): task metric, solved or not, latency."""
+    """Run an exported model with onnxruntime (no TensorFlow): its predictions (a preview; --out
+    or --json for all), the task metric and solved or not on generated data, latency."""
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}.")
     if seq_len is not None and seq_len < 1:
         raise UserError(f"--seq-len must be >= 1, got {seq_len}.")
+    from suite.deploy.onnx_infer import (
+        check_out_path,
+        preview_lines,
+        run_inference,
+        save_predictions,
+        to_json,
+    )
+
+    out_path = check_out_path(out) if out is not None else None  # before any work
     if model.startswith("models:/"):
         _quiet_mlflow()
-    from suite.deploy.onnx_infer import run_inference
-
     r = run_inference(model, input, n=n, seq_len=seq_len, seed=seed, tracking_uri=tracking_uri)
+    if out_path is not None:
+        save_predictions(r["predictions"], out_path)
+        r["predictions_path"] = str(out_path)
     if as_json:
-        print(json.dumps(r, indent=2))
+        print(json.dumps(to_json(r), indent=2))
         return
     head = f"{r['task']}@{r['seq_len']} {r['cell']} ({r['clip']}), trained: {r['trained_status']}"
     if "loss" in r:
@@ -752,6 +819,11 @@ def infer_cmd(
     print(
         f"latency batch 1: p50 {r['latency_ms_b1_p50']:.3f} ms, p95 {r['latency_ms_b1_p95']:.3f} ms (onnxruntime)"
     )
+    print("\n".join(preview_lines(r)))
+    if out_path is not None:
+        print(f"full predictions {r['output_shape']} written to {out_path} (numpy.load reads it)")
+    else:
+        print("full predictions: --out FILE.npy writes them, --json prints them")
 
 
 @app.command("perf")

@@ -609,8 +609,11 @@ def test_report_prints_claims_and_rules(sqlite_uri, tmp_path):
 
     data = _sweep(sqlite_uri, [("adding", 10, "lstm", N, "solved")], name="md")
     md = write_report(data, tmp_path, log_to_mlflow=False).read_text()
-    table = md.split("## Claims")[1].split("## Solve table")[0]
-    assert table.count("**NOT TESTABLE**") == len(CLAIMS)  # one cell, no clipping: nothing testable
+    # one cell, no clipping: nothing testable; each claim listed apart with its reason
+    assert "## Claims decided" not in md
+    apart = md.split("## Not testable in this sweep")[1].split("## Verdict")[0]
+    assert apart.count("\n- ") == len(CLAIMS) and apart.count("Why not: ") == len(CLAIMS)
+    assert "Why not: needs runs both with and without clipping." in apart
     rules = md.split("## How each finding is decided")[1]
     for c in CLAIMS:
         assert f"**Claim {c.number}.**" in rules

@@ -63,7 +63,7 @@ def test_train_prints_one_line_result_and_uses_default_store(tmp_path):
     assert out.returncode == 0, out.stderr
     result_lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
     assert len(result_lines) == 1
-    assert result_lines[0].startswith("adding-T8-irnn-global_clipnorm=1-s0: ")
+    assert result_lines[0].startswith("adding-T8-irnn-global_clipnorm=1-h8-s0: ")
     assert "val loss / baseline" in result_lines[0]
     assert (tmp_path / "mlflow.db").exists()  # sqlite:///mlflow.db in the working dir
 

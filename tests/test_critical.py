@@ -461,7 +461,7 @@ def test_critical_sweep_end_to_end(tmp_path):
     dry = run_cli(*args, "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "adding gru none: T in [3, 5, 8] -> round 1 probes T = 5" in dry.stdout
-    assert "run              adding-T5-gru-none-s0" in dry.stdout
+    assert "run              adding-T5-gru-none-h4-s0" in dry.stdout
     assert "adding-T3" not in dry.stdout and not (tmp_path / "mlflow.db").exists()
 
     out = run_cli(*args, cwd=tmp_path)

@@ -74,3 +74,16 @@ def test_run_names_read_back(task, T, cell, clip, seed):
         "optimizer": "adam",
     }  # fmt: skip
     assert parse_run_name("sweep-quick") is None
+    wide = run_name(task, T, cell, clip, seed, "sgd(lr=0.01)", hidden=64)
+    assert parse_run_name(wide)["hidden"] == "64" and wide != run_name(
+        task, T, cell, clip, seed, "sgd(lr=0.01)"
+    )
+
+
+def test_a_train_run_and_a_sweep_child_of_other_hidden_sizes_have_other_names():
+    from suite.core.train import TrainConfig
+
+    a = TrainConfig(task="adding", seq_len=20, cell="lstm", clip="none")
+    b = TrainConfig(task="adding", seq_len=20, cell="lstm", clip="none", hidden=64)
+    assert a.run_name == "adding-T20-lstm-none-s0"  # the default size: names as before
+    assert b.run_name == "adding-T20-lstm-none-h64-s0"

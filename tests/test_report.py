@@ -35,7 +35,7 @@ def tiny_report(tmp_path_factory):
     # one config crashes (a real segfault drill): the report must still render, marking the gap
     sweep = run_cli(
         "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "2", cwd=root,
-        env={"RNNBENCH_CRASH_DRILL": "delayed_recall-T6-gru-clipvalue=0.5-s0"},
+        env={"RNNBENCH_CRASH_DRILL": "delayed_recall-T6-gru-clipvalue=0.5-h4-s0"},
     )  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr[-3000:]
     out = run_cli("report", "--tracking-uri", uri, "--out", "rep", cwd=root)
@@ -85,9 +85,39 @@ def test_report_table_counts_and_figures(tiny_report):
     assert "Report:" in out.stdout and "-m mlflow ui --backend-store-uri" in out.stdout
 
 
-def test_the_printed_ui_command_starts_the_mlflow_ui(tiny_report, tmp_path):
-    """The command `rnnbench report` prints works as printed, with no `mlflow` on PATH."""
+def _chromium(url: str, profile, *flags: str) -> str:
+    """Headless Debian Chromium on ``url`` (no network beyond 127.0.0.1); its stdout."""
     import os
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("RNNBENCH_REQUIRE_CHROMIUM"):
+            pytest.fail("Chromium is required here: apt-get install chromium (.ci/run does)")
+        pytest.skip("no Chromium (Debian: apt-get install chromium)")
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", "--virtual-time-budget=15000", *flags, url]  # fmt: skip
+    got = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert got.returncode == 0, got.stderr[-2000:]
+    return got.stdout
+
+
+# report.html instrumented for the test only: on load, count the images that decoded
+PROBE = """<script>window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  document.body.dataset.images = imgs.length + "/" + imgs.filter(i => i.naturalWidth > 0).length;
+  document.body.dataset.text = document.body.innerText.trim().length;
+});</script></body>"""
+
+
+def test_printed_ui_command_serves_the_report_html_run_links(tiny_report, tmp_path):
+    """The UI command `rnnbench report` prints works as printed with no `mlflow` on PATH;
+    report.html is one self-contained page that headless Chromium renders with every image
+    loaded, and its run links open the runs in that UI."""
+    import os
+    import re
     import shlex
     import subprocess
     import time
@@ -95,7 +125,7 @@ def test_the_printed_ui_command_starts_the_mlflow_ui(tiny_report, tmp_path):
 
     from conftest import _free_port
 
-    out = tiny_report[2]
+    root, uri, out = tiny_report
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MLflow UI: "))
     cmd = shlex.split(line[len("MLflow UI: ") :])
     port = str(_free_port())
@@ -103,18 +133,55 @@ def test_the_printed_ui_command_starts_the_mlflow_ui(tiny_report, tmp_path):
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no venv bin/ on PATH, as after `tox -e bench`
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline, ok = time.time() + 90, False
         while time.time() < deadline and not ok and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                     ok = r.status == 200
             except OSError:
                 time.sleep(0.5)
         assert ok, f"the printed UI command did not serve /health: {cmd}"
+
+        rep = run_cli("report", "--tracking-uri", uri, "--out", "rep_ui", "--ui-url", base,
+                      cwd=root)  # fmt: skip
+        assert rep.returncode == 0, rep.stderr[-3000:]
+        page = (root / "rep_ui" / "report.html").read_text()
+        # self-contained: no stylesheet, script or image fetched from anywhere
+        assert "<link" not in page and "<script" not in page
+        srcs = re.findall(r'src="([^"]*)"', page)
+        assert len(srcs) >= 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+        links = re.findall(r'href="([^"]*)"', page)
+        runs = {m.group(1) for h in links if (m := re.fullmatch(re.escape(base) +
+                r"/#/experiments/\d+/runs/([0-9a-f]{32})", h))}  # fmt: skip
+        assert len(runs) == 8, links  # one per config, the crash-drilled (FAILED) one too
+        assert all(h.startswith(base) or h.startswith("#") for h in links), links
+        for rid in runs:  # each link's run exists on the UI's server
+            with urllib.request.urlopen(f"{base}/api/2.0/mlflow/runs/get?run_id={rid}") as r:
+                assert r.status == 200
+
+        probed = tmp_path / "probed.html"
+        probed.write_text(page.replace("</body>", PROBE))
+        dom = _chromium(probed.as_uri(), tmp_path / "chrome1", "--dump-dom")
+        images = re.search(r'data-images="(\d+)/(\d+)"', dom)
+        assert images and images.group(1) == images.group(2) == str(len(srcs)), dom[-500:]
+        assert int(re.search(r'data-text="(\d+)"', dom).group(1)) > 2000  # not blank
+        assert "The answer" in dom and "Every run" in dom
+
+        rid = sorted(runs)[0]  # a run link opens that run's page in the real UI
+        ui = _chromium(f"{base}/#/experiments/{_exp_id(uri)}/runs/{rid}", tmp_path / "chrome2",
+                       "--dump-dom")  # fmt: skip
+        assert rid in ui
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def _exp_id(uri: str) -> str:
+    import mlflow
+
+    return mlflow.MlflowClient(uri).get_experiment_by_name("rnnbench").experiment_id
 
 
 def test_report_artifacts_attached_to_parent(tiny_report):
@@ -126,7 +193,8 @@ def test_report_artifacts_attached_to_parent(tiny_report):
     parents = client.search_runs([exp.experiment_id], "tags.`rnnbench.kind` = 'sweep'")
     assert len(parents) == 1
     names = {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
-    assert {"report/report.md", "report/solve_rate.png", "report/gradient_decay.png"} <= names
+    assert {"report/report.md", "report/report.html", "report/solve_rate.png",
+            "report/gradient_decay.png"} <= names  # fmt: skip
 
 
 def _fake_sweep(uri, variant: str):

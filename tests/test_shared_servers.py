@@ -78,8 +78,8 @@ def test_sweep_with_credentials_logs_its_runs_on_an_authenticated_server(auth_se
     runs = _runs(auth_server, "shared")
     children = [r for r in runs if r.data.tags.get("rnnbench.kind") != "sweep"]
     assert sorted(r.info.run_name for r in children) == [
-        "adding-T6-simple_rnn-global_clipnorm=1-s0",
-        "adding-T6-simple_rnn-none-s0",
+        "adding-T6-simple_rnn-global_clipnorm=1-h4-s0",
+        "adding-T6-simple_rnn-none-h4-s0",
     ]
     assert all(r.info.status == "FINISHED" for r in runs)
     exp_id = runs[0].info.experiment_id  # alice created it: the auth app made her its manager

@@ -86,15 +86,28 @@ def test_resume_skips_finished_configs(tiny_sweep):
     assert again.returncode == 0, again.stderr[-2000:]
     assert {r.info.run_id for r in _runs(uri)} == before  # no new child, parent reused
     fresh = run_cli(
-        "sweep", "tiny.toml", "--tracking-uri", uri, "--no-resume", "--dry-run", cwd=root
+        "sweep",
+        "tiny.toml",
+        "--tracking-uri",
+        uri,
+        "--no-resume",
+        "--dry-run",
+        "--workers",
+        "2",
+        cwd=root,
     )
     assert fresh.stdout.count("\nrun ") + fresh.stdout.startswith("run ") == 4
+    # the summary first, with a wall time estimated from the finished runs of these configs
+    head = fresh.stdout.splitlines()[:2]
+    assert head[0].startswith("4 configs") and "4 to run" in head[0], head
+    assert head[1].startswith("estimated wall time on 2 worker(s): about "), head
 
 
 def test_dry_run_on_a_fresh_store_writes_nothing(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY)
     out = run_cli("sweep", "tiny.toml", "--dry-run", cwd=tmp_path)
-    assert out.returncode == 0 and "4 configs" in out.stdout
+    assert out.returncode == 0 and out.stdout.startswith("4 configs"), out.stdout
+    assert "estimated wall time: no finished run" in out.stdout.splitlines()[1]
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -196,7 +209,7 @@ def test_ray_executor_trains_a_population_on_a_local_cluster(tmp_path):
     parent = [r for r in runs if r.data.tags.get("rnnbench.kind") == "sweep"][0]
     children = _children(runs)
     assert sorted(r.info.run_name for r in children) == [
-        "adding-T6-simple_rnn-none-s0", "adding-T6-simple_rnn-none-s1"
+        "adding-T6-simple_rnn-none-h4-s0", "adding-T6-simple_rnn-none-h4-s1"
     ]  # fmt: skip
     assert all(r.info.status == "FINISHED" for r in children)
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
@@ -258,7 +271,7 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, named):
 def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    victim = "adding-T6-gru-none-s0"
+    victim = "adding-T6-gru-none-h4-s0"
     out = run_cli(
         "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path,
         env={"RNNBENCH_CRASH_DRILL": victim},

@@ -50,7 +50,7 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
         run_id, result = run_and_log(cfg, sqlite_uri, "layout", log_model=(i == 0))
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert run.info.run_name == f"{cfg.task}-T10-{cell}-{parse_clip(clip)}-s{i}"
+        assert run.info.run_name == f"{cfg.task}-T10-{cell}-{parse_clip(clip)}-h8-s{i}"
         for p in PARAMS:
             assert p in run.data.params, p
         assert run.data.params["clip"] == str(parse_clip(clip))
@@ -232,7 +232,7 @@ def test_run_against_a_real_mlflow_server(mlflow_server, tmp_path):
     runs = _runs(mlflow_server, "served")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name == "delayed_recall-T6-lstm-none-s0"
+    assert run.info.run_name == "delayed_recall-T6-lstm-none-h8-s0"
     assert run.data.tags["rnnbench.status"] in ("solved", "unsolved")
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")

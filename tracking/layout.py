@@ -107,34 +107,49 @@ def parse_treatment(text: str) -> tuple[str, float]:
         raise ValueError(f"Invalid treatment {text!r}: omega {value!r} is not a number.") from None
 
 
+DEFAULT_HIDDEN = 128  # TrainConfig's default; names leave it out
+
+
 def run_name(
-    task: str, seq_len: int, cell: str, clip, seed: int, optimizer: str | None = None
+    task: str,
+    seq_len: int,
+    cell: str,
+    clip,
+    seed: int,
+    optimizer: str | None = None,
+    hidden: int | None = None,
 ) -> str:
-    """The name of a training run: ``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}]-s{seed}``.
+    """The name of a training run:
+    ``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}][-h{hidden}]-s{seed}``.
 
     ``clip`` is the :func:`treatment_label`; ``optimizer`` (an :func:`optimizer_label`) is
-    left out for the default ``adam``, so runs named before optimizers were an axis keep
-    their names.
+    left out for the default ``adam`` and ``hidden`` for the default 128 units, so runs
+    named before these were in the name keep their names, and two runs that differ in
+    either never share one.
 
     Example:
         >>> run_name("adding", 50, "irnn", "global_clipnorm=1", 0)
         'adding-T50-irnn-global_clipnorm=1-s0'
         >>> run_name("adding", 50, "irnn", "none", 0, "sgd(lr=0.01,momentum=0.9)")
         'adding-T50-irnn-none-sgd(lr=0.01,momentum=0.9)-s0'
+        >>> run_name("adding", 50, "lstm", "none", 1, hidden=64)
+        'adding-T50-lstm-none-h64-s1'
     """
     opt = f"-{optimizer}" if optimizer and optimizer != DEFAULT_OPTIMIZER[0] else ""
-    return f"{task}-T{seq_len}-{cell}-{clip}{opt}-s{seed}"
+    units = f"-h{hidden}" if hidden is not None and hidden != DEFAULT_HIDDEN else ""
+    return f"{task}-T{seq_len}-{cell}-{clip}{opt}{units}-s{seed}"
 
 
 _RUN_NAME = re.compile(
     r"^(?P<task>.+?)-T(?P<seq_len>\d+)-(?P<cell>[a-z0-9_]+)-(?P<clip>.+?)"
-    r"(?:-(?P<optimizer>(?:adam|rmsprop|sgd)(?:\([^()]*\))?))?-s(?P<seed>\d+)$"
+    r"(?:-(?P<optimizer>(?:adam|rmsprop|sgd)(?:\([^()]*\))?))?(?:-h(?P<hidden>\d+))?"
+    r"-s(?P<seed>\d+)$"
 )
 
 
 def parse_run_name(name: str | None) -> dict | None:
     """The fields of a :func:`run_name` (strings; ``optimizer`` is ``adam`` when the name
-    has none), or ``None`` for another name.
+    has none; ``hidden`` only when the name has it), or ``None`` for another name.
 
     Example:
         >>> parse_run_name("copy-T10-lstm-none-s2")["cell"]
@@ -147,6 +162,8 @@ def parse_run_name(name: str | None) -> dict | None:
         return None
     fields = m.groupdict()
     fields["optimizer"] = fields["optimizer"] or DEFAULT_OPTIMIZER[0]
+    if fields["hidden"] is None:
+        del fields["hidden"]
     return fields
 
 

@@ -51,7 +51,7 @@ class TrainConfig:
     seq_len: int = 100  # T, the dependency length
     cell: str = "lstm"  # one of suite.core.models.CELLS
     clip: str = "none"  # none | clipnorm=TAU | global_clipnorm=TAU | clipvalue=TAU | normalize=TAU
-    hidden: int = 128  # recurrent units
+    hidden: int = 128  # recurrent units (tracking.layout.DEFAULT_HIDDEN)
     batch_size: int = 64  # fresh samples per step
     optimizer: str = "adam"  # adam | rmsprop | sgd
     lr: float = 1e-3  # learning rate (Adam's default)
@@ -117,13 +117,15 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}]-s{seed}``, the MLflow run name
-        (``tracking.layout.run_name``: the optimizer only when it is not Adam at 1e-3)."""
+        """``{task}-T{seq_len}-{cell}-{clip}[-{optimizer}][-h{hidden}]-s{seed}``, the MLflow
+        run name (``tracking.layout.run_name``: the optimizer only when it is not Adam at 1e-3,
+        the hidden size only when it is not the default)."""
         from tracking.layout import run_name
 
         return run_name(
-            self.task, self.seq_len, self.cell, self.treatment, self.seed, self.optimizer_label
-        )
+            self.task, self.seq_len, self.cell, self.treatment, self.seed, self.optimizer_label,
+            self.hidden,
+        )  # fmt: skip
 
     @property
     def treatment(self) -> str:

@@ -17,13 +17,14 @@ import math
 import statistics
 from pathlib import Path
 
+from suite.findings.answer import QUESTION, answer, decided, untestable_lines
 from suite.findings.claims import check_claims
 from suite.findings.critical import CriticalRow, row_texts, rows_of
 from suite.findings.data import SweepData, cell_key, clip_key
 from suite.findings.figures import CRITICAL_FIGURE, FIGURES, fig_critical
 from suite.findings.outcomes import UNDECIDED, groups, outcomes
 from suite.findings.rules import rules
-from suite.findings.runs import still_falling
+from suite.findings.runs import mean_clip_fraction, still_falling
 from suite.findings.verdict import verdict
 
 
@@ -83,8 +84,11 @@ def solve_table(data: SweepData) -> tuple[list[str], list[tuple[str, str, str]],
 
 
 def claims_markdown(claims) -> str:
+    """The table of the claims the sweep decided ("" when it decided none)."""
+    if not claims:
+        return ""
     lines = [
-        "## Claims",
+        "## Claims decided",
         "",
         "The common answers to the question, each checked against this sweep's runs by the "
         'rules under "How each finding is decided": every comparison must be significant '
@@ -171,32 +175,53 @@ def critical_section(data: SweepData, out_dir: Path) -> str | None:
 # ----- markdown ---------------------------------------------------------------------------
 
 
-def render_markdown(
-    data: SweepData, figures: list[str], extra_sections: list[str] | None = None
-) -> str:
+FIGURE_TITLES = {
+    "solve_rate.png": "Solve rate per configuration",
+    "learning_curves.png": "Learning curves",
+    "gradient_decay.png": "Vanishing gradients: ‖∂L/∂x_t‖ vs distance",
+    "exploding_gradients.png": "Exploding gradients: pre-clip norms and clip fraction",
+}
+DEFAULT_UI = "http://127.0.0.1:5000"  # where the printed `mlflow ui` command serves
+KEY_FIGURE = "solve_rate.png"  # drawn right under the answer
+
+
+def summary_line(data: SweepData) -> str:
+    """The sweep in one line: where it is and what its runs did."""
+    n_missing = sum(r.status == "missing" for r in data.runs)
+    return (
+        f"Parent run `{data.parent_run_id}` at `{data.tracking_uri}`: {len(data.runs)} "
+        f"configurations, {len(data.finished)} finished, "
+        f"{sum(r.status == 'solved' for r in data.runs)} solved, "
+        f"{sum(r.status == 'diverged' for r in data.runs)} diverged, "
+        f"{sum(r.status in ('failed', 'killed', 'running') for r in data.runs)} "
+        "failed/killed/unfinished" + (f", {n_missing} never run" if n_missing else "") + "."
+    )
+
+
+def answer_markdown(data: SweepData, findings, figures: list[str]) -> str:
+    """The opening section: the question, its answer from the data, the key figure."""
+    lines = ["## The answer", "", f"*{QUESTION}*", ""]
+    lines += [f"- {s}" for s in answer(data, findings)]
+    if KEY_FIGURE in figures:
+        lines += ["", f"![{FIGURE_TITLES[KEY_FIGURE]}]({KEY_FIGURE})"]
+    return "\n".join(lines)
+
+
+def untestable_markdown(findings) -> str:
+    """The claims this sweep cannot test, apart, one line each with the reason."""
+    lines = untestable_lines(findings)
+    if not lines:
+        return ""
+    return "\n".join(
+        ["## Not testable in this sweep", "", "Each with what it would need or why not:", ""]
+        + [f"- {x}" for x in lines]
+    )
+
+
+def solve_table_markdown(data: SweepData) -> str:
     cols, rows, t = solve_table(data)
     nopt = len(data.optimizers)
     lines = [
-        f"# rnnbench report: sweep `{data.name}`",
-        "",
-        f"Parent run `{data.parent_run_id}` at `{data.tracking_uri}`: {len(data.runs)} configurations, "
-        f"{len(data.finished)} finished, "
-        f"{sum(r.status == 'solved' for r in data.runs)} solved, "
-        f"{sum(r.status == 'diverged' for r in data.runs)} diverged, "
-        f"{sum(r.status in ('failed', 'killed', 'running') for r in data.runs)} failed/killed/unfinished"
-        + (
-            f", {n_missing} never run"
-            if (n_missing := sum(r.status == "missing" for r in data.runs))
-            else ""
-        )
-        + ".",
-        "",
-        "## Verdict",
-        "",
-        *[f"- {s}" for s in verdict(data)],
-        "",
-        claims_markdown(check_claims(data)),
-        "",
         "## Solve table",
         "",
         "Each cell: solved seeds / counted runs (95 % Wilson interval of the solve rate) · median "
@@ -219,24 +244,155 @@ def render_markdown(
         "Baselines (loss of the best input-independent predictor): "
         + ", ".join(f"{task}@{T} {b:.4g}" for (task, T), b in sorted(data.baselines.items()))
         + ".",
-        "",
     ]
-    lines += [rules_markdown(), ""]
-    for extra in extra_sections or []:
-        lines += [extra, ""]
-    titles = {
-        "solve_rate.png": "Solve rate vs sequence length",
-        "learning_curves.png": "Learning curves",
-        "gradient_decay.png": "Vanishing gradients: ‖∂L/∂x_t‖ vs distance",
-        "exploding_gradients.png": "Exploding gradients: pre-clip norms and clip fraction",
-    }
-    for f in figures:
-        lines += [f"## {titles.get(f, f)}", "", f"![{f}]({f})", ""]
     return "\n".join(lines)
 
 
-def write_report(data: SweepData, out_dir: str | Path, log_to_mlflow: bool = True) -> Path:
-    """Write ``report.md`` and the figures into ``out_dir``; attach them to the parent run."""
+def render_markdown(
+    data: SweepData, figures: list[str], extra_sections: list[str] | None = None, run_link=None
+) -> str:
+    """report.md: the answer first, then the claims it decided and those it could not test,
+    the verdict, the solve table, the extra sections (critical length, ONNX), the figures,
+    the rules and the per-run table."""
+    findings = check_claims(data)
+    parts = [
+        f"# rnnbench report: sweep `{data.name}`",
+        summary_line(data),
+        answer_markdown(data, findings, figures),
+        claims_markdown(decided(findings)),
+        untestable_markdown(findings),
+        "## Verdict\n\n" + "\n".join(f"- {s}" for s in verdict(data)),
+        solve_table_markdown(data),
+        *(extra_sections or []),
+        *(f"## {FIGURE_TITLES.get(f, f)}\n\n![{f}]({f})" for f in figures if f != KEY_FIGURE),
+        rules_markdown(),
+        runs_markdown(data, run_link),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+RUN_COLUMNS = ("task", "T", "cell", "clip", "optimizer", "seed", "status", "steps",
+               "val/baseline", "steps to solve", "max pre-clip norm", "clip fraction", "run")  # fmt: skip
+
+
+def run_rows(data: SweepData) -> list[dict]:
+    """One row per run of the sweep, in report order: what the MLflow UI's runs table shows
+    once its columns are added (params task, seq_len, cell, clip, optimizer, seed; metrics
+    steps, val_loss_ratio, steps_to_solve, grad_norm_max, clip_fraction; tag status)."""
+
+    def num(x, fmt):
+        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+    rows = []
+    for r in sorted(data.runs, key=lambda r: (r.task, r.seq_len, cell_key(r.cell),
+                                               clip_key(r.clip), r.optimizer, r.seed)):  # fmt: skip
+        m = r.metrics
+        norms = [v for _, v in r.curves.get("grad_norm_max", []) if math.isfinite(v)]
+        frac = mean_clip_fraction(r)
+        rows.append({
+            "task": r.task, "T": r.seq_len, "cell": r.cell, "clip": r.clip,
+            "optimizer": r.optimizer, "seed": r.seed,
+            "status": r.status + (" (time-capped)" if r.incomplete else ""),
+            "steps": num(m.get("steps"), ".0f"), "val/baseline": num(m.get("val_loss_ratio"), ".3g"),
+            "steps to solve": num(m.get("steps_to_solve"), ".0f"),
+            "max pre-clip norm": num(max(norms) if norms else None, ".3g"),
+            "clip fraction": num(frac, ".2f"), "run": r.run_id,
+        })  # fmt: skip
+    return rows
+
+
+def runs_markdown(data: SweepData, run_link=None) -> str:
+    """The per-run comparison table (so the MLflow UI is optional); ``run_link(run_id)``
+    gives each run id a link (report.html links the runs in the MLflow UI)."""
+    rows = run_rows(data)
+    if not rows:
+        return ""
+    lines = [
+        "## Every run",
+        "",
+        f"The {len(rows)} runs of this sweep, one row each; in the MLflow UI each is a child "
+        "of the parent run (the run ids below).",
+        "",
+        "| " + " | ".join(RUN_COLUMNS) + " |",
+        "|" + "---|" * len(RUN_COLUMNS),
+    ]
+    for row in rows:
+        rid = row["run"]
+        text = f"`{rid[:8]}`" if rid else "—"
+        row = dict(row, run=f"[{text}]({run_link(rid)})" if rid and run_link else text)
+        lines.append("| " + " | ".join(str(row[c]) for c in RUN_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def ui_base(tracking_uri: str, ui_url: str | None = None) -> str:
+    """Where the MLflow UI of ``tracking_uri`` answers: the server itself for an http(s)
+    store, else the address the printed ``mlflow ui`` command serves (127.0.0.1:5000)."""
+    if ui_url:
+        return ui_url.rstrip("/")
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return DEFAULT_UI
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       line-height: 1.45; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
+th { background: #f3f3f3; position: sticky; top: 0; }
+tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; }
+code { background: #f3f3f3; padding: 0 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+"""
+
+
+def render_html(markdown_text: str, out_dir: Path, title: str) -> str:
+    """report.html: ``markdown_text`` as one self-contained page: the figures in ``out_dir``
+    embedded as data URIs, the style inline, nothing fetched from the network."""
+    import base64
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+    def embed(m: re.Match) -> str:
+        src = html.unescape(m.group(1))
+        f = Path(out_dir) / src
+        if "/" in src or not f.is_file():
+            return m.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', embed, body)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head>\n"
+        f"<body>\n{body}</body></html>\n"
+    )
+
+
+def write_report(
+    data: SweepData, out_dir: str | Path, log_to_mlflow: bool = True, ui_url: str | None = None
+) -> Path:
+    """Write ``report.md``, ``report.html`` and the figures into ``out_dir``; attach them to
+    the parent run (artifact folder ``report/``).
+
+    Args:
+        data: the sweep (:func:`suite.findings.data.load_sweep`).
+        out_dir: the folder to write.
+        log_to_mlflow: attach the folder to the sweep's parent run.
+        ui_url: the MLflow UI that report.html's run links point to (default: :func:`ui_base`).
+
+    Returns:
+        The path of report.md (report.html lies beside it).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -250,8 +406,14 @@ def write_report(data: SweepData, out_dir: str | Path, log_to_mlflow: bool = Tru
     onnx = onnx_section(data)
     if onnx:
         extra.append(onnx)
-    md = render_markdown(data, written, extra)
-    (out / "report.md").write_text(md)
+    (out / "report.md").write_text(render_markdown(data, written, extra))
+    base = ui_base(data.tracking_uri, ui_url)
+    linked = render_markdown(
+        data, written, extra, run_link=lambda rid: run_url(base, data.experiment_id, rid)
+    )
+    (out / "report.html").write_text(
+        render_html(linked, out, f"rnnbench report: sweep {data.name}")
+    )
     if log_to_mlflow:
         import mlflow
 

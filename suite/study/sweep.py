@@ -39,6 +39,7 @@ from tracking import (
     MODE_TAG,
     OWNER_TAG,
     PARENT_TAG,
+    POPULATION_TAG,
     SPEC_HASH_TAG,
     SPEC_NAME_TAG,
     STATUS_TAG,
@@ -126,6 +127,58 @@ def plan_sweep(
     return SweepPlan(spec, grid, done, stale, parent, mode)
 
 
+def measured_seconds(tracking_uri: str, experiment: str) -> dict[tuple, list[float]]:
+    """Wall seconds of the finished training runs in the store, by (backend, cell, task,
+    hidden, max_steps): the rates :func:`estimate_seconds` scales from. Reads only."""
+    import mlflow
+
+    from tracking import sqlite_path
+
+    store = sqlite_path(tracking_uri)
+    if store is not None and not store.exists():
+        return {}
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    out: dict[tuple, list[float]] = {}
+    for r in all_runs(client, exp.experiment_id, TRAINING_RUNS):
+        p, t = r.data.params, r.data.tags
+        if r.info.status != "FINISHED" or not r.info.end_time or t.get(POPULATION_TAG):
+            continue
+        key = (t.get(BACKEND_TAG), p.get("cell"), p.get("task"), p.get("hidden"),
+               p.get("max_steps"))  # fmt: skip
+        per_T = (r.info.end_time - r.info.start_time) / 1000 / max(1, int(p.get("seq_len", 1)))
+        out.setdefault(key, []).append(per_T)
+    return out
+
+
+def estimate_seconds(todo: list[TrainConfig], measured: dict, workers: int) -> tuple:
+    """(estimated wall seconds, configs with a measured rate) for running ``todo`` on
+    ``workers`` processes: each config's time is the median wall time per time step of the
+    store's finished runs of the same backend, cell, task, hidden size and step budget,
+    times its T (a run's time is about linear in T), capped by its ``max_seconds``; configs
+    with no such run are not estimated."""
+    import statistics
+
+    total, known = 0.0, 0
+    for c in todo:
+        got = measured.get((c.backend, c.cell, c.task, str(c.hidden), str(c.max_steps)))
+        if not got:
+            continue
+        secs = statistics.median(got) * c.seq_len
+        if c.max_seconds is not None:
+            secs = min(secs, c.max_seconds + 10)  # the cap, plus start-up and evaluation
+        total += secs
+        known += 1
+    return total / max(1, workers), known
+
+
+def _duration(seconds: float) -> str:
+    m = round(seconds / 60)
+    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{max(1, m)} min"
+
+
 def dry_run(
     spec: SweepSpec,
     tracking_uri: str,
@@ -133,13 +186,17 @@ def dry_run(
     resume: bool = True,
     population: int = 1,
     grid: list[TrainConfig] | None = None,
+    workers: int = 1,
 ) -> list[str]:
-    """What ``rnnbench sweep --dry-run`` prints: one line per config (run, or skip when it
-    already has a FINISHED run), then a summary line. Reads the store; never creates one.
+    """What ``rnnbench sweep --dry-run`` prints: a summary line first (counts, and the wall
+    time estimated from the store's measured runs, :func:`estimate_seconds`), then one
+    line per config (run, or skip when it already has a FINISHED run). Reads the store;
+    never creates one.
 
     Args:
         population: members per population (1: every run alone), as ``plan_jobs`` groups them.
         grid: the configs to plan [default: the spec's grid] (a critical sweep's first round).
+        workers: training processes at once, for the estimate.
     """
     from tracking import sqlite_path
 
@@ -148,16 +205,31 @@ def dry_run(
     if store is None or store.exists():
         done = plan_sweep(spec, tracking_uri, experiment, resume=resume, grid=grid).done
     grid = spec.grid() if grid is None else grid
-    lines = [
-        f"{'skip (finished)' if c.config_hash() in done else 'run':16} {c.run_name}" for c in grid
-    ]
     todo = [c for c in grid if c.config_hash() not in done]
     units = plan_jobs(todo, population)
     pops = [u for u in units if len(u) > 1]
     how = f" as {len(units)} jobs ({len(pops)} populations of up to {population})" if pops else ""
-    lines.append(
+    lines = [
         f"{len(grid)} configs; {len(done)} finished (skipped on resume); {len(todo)} to run{how}"
-    )
+    ]
+    if todo and not pops:
+        secs, known = estimate_seconds(todo, measured_seconds(tracking_uri, experiment), workers)
+        if known:
+            part = "" if known == len(todo) else f" for the {known} of {len(todo)} with one"
+            lines.append(
+                f"estimated wall time on {workers} worker(s): about {_duration(secs)}{part} "
+                "(from this store's finished runs of the same cell, task, hidden size and "
+                "step budget, scaled by T)"
+            )
+        else:
+            lines.append(
+                "estimated wall time: no finished run of these configs' cell, task, hidden size "
+                "and step budget in this store to measure from (the presets' measured times: "
+                "docs/sweeps.md)"
+            )
+    lines += [
+        f"{'skip (finished)' if c.config_hash() in done else 'run':16} {c.run_name}" for c in grid
+    ]
     return lines
 
 

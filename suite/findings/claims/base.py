@@ -45,6 +45,23 @@ class Finding:
     clauses: list[Clause] = field(default_factory=list)
     capped: int = 0  # time-capped runs the finding lacks
     missing: int = 0  # crashed, killed or never-run seeds the finding lacks
+    untestable_why: str = ""  # what decide() said it needs, when it could test nothing
+
+    @property
+    def reason(self) -> str:
+        """Why a NOT TESTABLE finding is not testable, in one line ("" otherwise): what the
+        claim needs that the sweep lacks, or that every clause rested on comparisons that
+        are only indicative or on lacking runs."""
+        if self.finding != UNTESTABLE:
+            return ""
+        if self.untestable_why:
+            return self.untestable_why
+        lack = f"; {lacks_text(self.capped, self.missing)}" if self.excluded else ""
+        return (
+            "every clause rests on comparisons that are only indicative (not significant) "
+            f"or on runs the sweep lacks{lack}: "
+            + " ".join(_sentence(c.text) for c in self.clauses if c.text)
+        ).rstrip(": ")
 
     @property
     def excluded(self) -> int:
@@ -148,4 +165,5 @@ class Claim:
         n = len(clauses)
         tested = sum(c.ok is not None for c in clauses)
         evidence += f" ({tested} of {n} clause{'s' if n != 1 else ''} testable; {lacks_text(capped, missing)}.)"
-        return Finding(self.number, self.text, finding, evidence, clauses, capped, missing)
+        why = " ".join(reasons) if len(reasons) == len(parts) else ""
+        return Finding(self.number, self.text, finding, evidence, clauses, capped, missing, why)
