@@ -631,8 +631,8 @@ def report_cmd(
         )
         print(
             f"           then open {DEFAULT_UI}/{runs_view}\n"
-            "           (the runs table: expand the sweep run to see its children; the columns to "
-            "add are in the README)"
+            "           (the runs table: expand the sweep run to see its children; which columns "
+            "to add: docs/mlflow.md), or run `tox -e ui` after `tox -e bench`"
         )
 
 

@@ -131,6 +131,7 @@ def test_printed_ui_command_serves_the_report_html_run_links(tiny_report, tmp_pa
     port = str(_free_port())
     cmd[cmd.index("--port") + 1] = port
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no venv bin/ on PATH, as after `tox -e bench`
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # MLflow's GenAI job runner: not needed
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

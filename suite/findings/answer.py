@@ -48,11 +48,16 @@ def _headline(data: SweepData) -> str:
             f"({_rescues(res['indicative'])}); more seeds can decide it."
         )
     if res.get("tested"):
-        n = len(res["tested"])
+        n, at = len(res["tested"]), at_text(res["tested"])
+        clips = ", ".join(res["clips"])
+        if n == 1:
+            return (
+                f"No: with {clips}, tanh SimpleRNN still failed {at}, which it failed without "
+                "clipping and another cell solved."
+            )
         return (
-            f"No: with {', '.join(res['clips'])}, tanh SimpleRNN solved none of the {n} "
-            f"task@T it failed without clipping and another cell solved "
-            f"({at_text(res['tested'])})."
+            f"No: with {clips}, tanh SimpleRNN solved none of the {n} task@T it failed without "
+            f"clipping and another cell solved ({at})."
         )
     return f"This sweep cannot answer it: {res.get('reason', 'no tanh SimpleRNN runs.')}"
 
@@ -92,7 +97,10 @@ def answer(data: SweepData, findings: list[Finding]) -> list[str]:
     lines = [_headline(data), *_reach(data)]
     by_number = {f.number: f for f in findings}
     why = []
-    for n, what in ((2, "clipping leaves vanishing gradients"), (3, "gating goes further")):
+    for n, what in (
+        (2, "clipping leaves vanishing gradients"),
+        (3, "gating mitigates vanishing gradients"),
+    ):
         f = by_number.get(n)
         if f is not None and f.finding != UNTESTABLE:
             why.append(f"claim {n} ({what}): {f.label}")
@@ -117,7 +125,9 @@ def answer(data: SweepData, findings: list[Finding]) -> list[str]:
 def untestable_lines(findings: list[Finding]) -> list[str]:
     """One line per claim the sweep cannot test: its number, text and the reason."""
     return [
-        f"{f.number}. {f.text} Why not: {f.reason}" for f in findings if f.finding == UNTESTABLE
+        f"Claim {f.number}: {f.text} Why not: {f.reason}"
+        for f in findings
+        if f.finding == UNTESTABLE
     ]
 
 
