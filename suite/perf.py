@@ -48,7 +48,8 @@ import numpy as np
 
 # recurrent matmuls per step, in units of H x H (ortho_rnn: one; its Cayley solve, once per
 # forward pass, is O(H^3) against the recurrence's O(B T H^2) and is not counted)
-GATES = {"simple_rnn": 1, "irnn": 1, "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}
+GATES = {"simple_rnn": 1, "irnn": 1, "relu_rnn": 1, "leaky_rnn": 1, "sigmoid_rnn": 1,
+         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}  # fmt: skip
 GOALS = {"fit_ratio": 1.0, "peak_fraction": 0.60, "linear_400_100": 4.2, "workers_ratio": 0.6}
 REF = {"batch": 64, "seq_len": 100, "hidden": 128, "task": "adding"}
 
@@ -462,8 +463,9 @@ def torch_reference(
         return None
     torch.manual_seed(0)
     kinds = {"lstm": (torch.nn.LSTM, {}), "chrono_lstm": (torch.nn.LSTM, {}), "gru": (torch.nn.GRU, {}),
-             "simple_rnn": (torch.nn.RNN, {"nonlinearity": "tanh"}), "irnn": (torch.nn.RNN, {"nonlinearity": "relu"})}  # fmt: skip
-    if cell not in kinds:  # ortho_rnn: PyTorch has no fused orthogonal/modReLU RNN
+             "simple_rnn": (torch.nn.RNN, {"nonlinearity": "tanh"}), "irnn": (torch.nn.RNN, {"nonlinearity": "relu"}),
+             "relu_rnn": (torch.nn.RNN, {"nonlinearity": "relu"})}  # fmt: skip
+    if cell not in kinds:  # ortho_rnn, leaky_rnn, sigmoid_rnn: no PyTorch RNN activation
         return None
     cls, kw = kinds[cell]
     rnn = cls(2, hidden, batch_first=True, **kw).to(dev)

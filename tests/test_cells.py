@@ -1,16 +1,23 @@
-"""The cells beyond Keras's own: ortho_rnn (Cayley-orthogonal, modReLU) and chrono_lstm."""
+"""The cells beyond Keras's own: ortho_rnn (Cayley-orthogonal, modReLU), chrono_lstm, and the
+SimpleRNN variants relu_rnn (irnn without the identity init), leaky_rnn and sigmoid_rnn."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import sys
 
 import numpy as np
 import pytest
 
-from suite.core.models import CELLS, build_model, chrono_bias
+from suite.core.models import CELLS, LEAKY_SLOPE, build_model, chrono_bias
 from tasks import get_task
 
-NEW_CELLS = ("ortho_rnn", "chrono_lstm")
+NEW_CELLS = ("ortho_rnn", "chrono_lstm", "relu_rnn", "leaky_rnn", "sigmoid_rnn")
+# issue #27's SimpleRNN variants and the task each is trained on (every output kind covered)
+VANILLA = {"relu_rnn": "adding", "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall"}
+ACTIVATION = {"relu_rnn": "relu", "leaky_rnn": "leaky_relu", "sigmoid_rnn": "sigmoid"}
 
 
 def _orthogonality_error(w) -> float:
@@ -19,7 +26,19 @@ def _orthogonality_error(w) -> float:
 
 
 def test_the_new_cells_are_in_cells_in_order():
-    assert CELLS == ("simple_rnn", "irnn", "ortho_rnn", "lstm", "chrono_lstm", "gru")
+    assert CELLS == ("simple_rnn", "irnn", "relu_rnn", "leaky_rnn", "sigmoid_rnn", "ortho_rnn",
+                     "lstm", "chrono_lstm", "gru")  # fmt: skip
+
+
+def test_every_list_of_cells_names_every_cell():
+    from suite.core import memory
+    from suite.findings.data import CELL_ORDER
+    from suite.findings.figures import CELL_COLORS
+    from suite.perf import GATES
+
+    assert CELL_ORDER == CELLS
+    assert set(CELL_COLORS) == set(memory.GATES) == set(GATES) == set(CELLS)
+    assert len(set(CELL_COLORS.values())) == len(CELLS)  # one colour per cell
 
 
 def test_ortho_rnn_stays_orthogonal_through_training():
@@ -170,3 +189,155 @@ def test_ortho_rnn_solves_copy_where_tanh_does_not():
     ortho, tanh = curves["ortho_rnn"], curves["simple_rnn"]
     assert ortho["status"] == "solved" and ortho["accuracy"][-1] >= 0.99, ortho
     assert tanh["status"] == "unsolved" and tanh["accuracy"][-1] < 0.9, tanh
+
+
+def _named_weights(model) -> dict[str, np.ndarray]:
+    return {v.path.split("/", 1)[0] + "/" + v.path.rsplit("/", 1)[-1]: np.asarray(v)
+            for v in model.weights}  # fmt: skip
+
+
+def test_relu_rnn_differs_from_irnn_only_in_its_recurrent_init():
+    task = get_task("adding", seq_len=10)
+    irnn, relu = (build_model(c, task, hidden=16, seed=5) for c in ("irnn", "relu_rnn"))
+    a, b = _named_weights(irnn), _named_weights(relu)
+    for name in ("kernel", "bias"):
+        np.testing.assert_array_equal(a[f"irnn/{name}"], b[f"relu_rnn/{name}"])
+    np.testing.assert_array_equal(a["head/kernel"], b["head/kernel"])
+    np.testing.assert_array_equal(a["irnn/bias"], 0.0)
+    np.testing.assert_array_equal(a["irnn/recurrent_kernel"], np.eye(16))
+    w = b["relu_rnn/recurrent_kernel"]
+    assert _orthogonality_error(w) < 1e-5  # orthogonal (Keras's default), not the identity
+    assert np.abs(w - np.eye(16)).max() > 0.1
+    la, lb = irnn.get_layer("irnn"), relu.get_layer("relu_rnn")
+    assert la.get_config()["activation"] == lb.get_config()["activation"] == "relu"
+    # the layers' settings differ in their name and recurrent initialiser only
+    ca, cb = la.get_config(), lb.get_config()
+    differ = {k for k in ca.keys() | cb.keys() if ca.get(k) != cb.get(k)}
+    assert differ == {"name", "recurrent_initializer"}, differ
+    # leaky_rnn: irnn's very weights, another activation
+    leaky = _named_weights(build_model("leaky_rnn", task, hidden=16, seed=5))
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        np.testing.assert_array_equal(a[f"irnn/{name}"], leaky[f"leaky_rnn/{name}"])
+    # sigmoid_rnn: Keras's default inits, like simple_rnn (orthogonal recurrent, zero bias)
+    sig = _named_weights(build_model("sigmoid_rnn", task, hidden=16, seed=5))
+    tanh = _named_weights(build_model("simple_rnn", task, hidden=16, seed=5))
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        np.testing.assert_array_equal(sig[f"sigmoid_rnn/{name}"], tanh[f"simple_rnn/{name}"])
+
+
+def test_leaky_rnn_passes_slope_times_a_negative_pre_activation(tmp_path):
+    import keras
+
+    assert 0 < LEAKY_SLOPE < 1
+    task = get_task("adding", seq_len=4)
+    model = build_model("leaky_rnn", task, hidden=3, seed=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")  # the slope survives a round trip
+    for m in (model, loaded):
+        layer = m.get_layer("leaky_rnn")
+        z = np.array([-3.0, -0.5, 0.0, 2.0], np.float32)
+        np.testing.assert_allclose(np.asarray(layer.activation(z)), [-3 * LEAKY_SLOPE,
+                                   -0.5 * LEAKY_SLOPE, 0.0, 2.0], rtol=1e-6)  # fmt: skip
+    # through the layer: zero recurrence and bias, so h_T = leaky(x_T K)
+    layer = model.get_layer("leaky_rnn")
+    kernel = np.array([[-2.0, 1.0, 0.5], [0.0, -1.0, 0.0]], np.float32)
+    layer.set_weights([kernel, np.zeros((3, 3), np.float32), np.zeros(3, np.float32)])
+    x = np.zeros((1, 4, 2), np.float32)
+    x[0, -1] = [1.0, 3.0]  # pre-activation [-2, -2, 0.5]
+    np.testing.assert_allclose(np.asarray(layer(x))[0], [-2 * LEAKY_SLOPE, -2 * LEAKY_SLOPE, 0.5],
+                               rtol=1e-6)  # fmt: skip
+
+
+def _sha(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()
+
+
+def _vanilla_round_trips(backend: str) -> dict:
+    """Each of VANILLA built, trained 20 steps, saved as .keras and loaded back on ``backend``."""
+    import tempfile
+
+    import keras
+
+    from suite.core.train import TrainConfig, train
+
+    out = {}
+    for cell, task_name in VANILLA.items():
+        task = get_task(task_name, seq_len=10)
+        start = build_model(cell, task, hidden=8, seed=0)
+        cfg = TrainConfig(task=task_name, seq_len=10, cell=cell, hidden=8, batch_size=16,
+                          max_steps=20, eval_every=10, val_size=32, profile_size=8,
+                          clip="global_clipnorm=1", backend=backend)  # fmt: skip
+        result = train(cfg)
+        x, _ = task.generate(3, np.random.default_rng(1))
+        with tempfile.TemporaryDirectory() as d:
+            result.model.save(f"{d}/m.keras")
+            loaded = keras.saving.load_model(f"{d}/m.keras")
+        moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                 for a, b in zip(result.model.weights, start.weights, strict=True)]  # fmt: skip
+        out[cell] = {
+            "backend": keras.backend.backend(),
+            "init": _sha(start.weights),
+            "losses": [h.metrics["train_loss"] for h in result.history],
+            "val_loss": result.history[-1].metrics["val_loss"],
+            "status": result.status,
+            "moved": min(moved),
+            "load_diff": float(np.abs(np.asarray(loaded(x)) - np.asarray(result.model(x))).max()),
+            "activation": loaded.get_layer(cell).get_config()["activation"],
+        }
+    return out
+
+
+def _jax_scenario() -> dict:
+    from suite.core.backend import configure
+
+    configure(backend="jax", device="cpu")
+    return _vanilla_round_trips("jax")
+
+
+@pytest.fixture(scope="module")
+def on_tensorflow():
+    return _vanilla_round_trips("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def on_jax():
+    pytest.importorskip("jax")
+    from conftest import run_on_jax
+
+    return run_on_jax(__file__)
+
+
+def _check_round_trip(r: dict, cell: str, backend: str) -> None:
+    assert r["backend"] == backend
+    assert r["activation"] == ACTIVATION[cell]
+    assert r["status"] in ("solved", "unsolved"), r  # trained, did not diverge
+    assert all(math.isfinite(v) for v in r["losses"]) and len(r["losses"]) == 2
+    assert r["moved"] > 0  # every weight trained
+    assert r["load_diff"] == 0.0  # the loaded .keras model is the trained one
+
+
+@pytest.mark.parametrize("cell", VANILLA)
+def test_vanilla_variants_train_save_and_load_tensorflow(on_tensorflow, cell):
+    _check_round_trip(on_tensorflow[cell], cell, "tensorflow")
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("cell", VANILLA)
+def test_vanilla_variants_train_save_and_load_jax(on_jax, cell):
+    _check_round_trip(on_jax[cell], cell, "jax")
+
+
+@pytest.mark.jax
+def test_vanilla_variants_start_and_train_alike_on_both_backends(on_tensorflow, on_jax):
+    for cell in VANILLA:
+        tf, jx = on_tensorflow[cell], on_jax[cell]
+        assert tf["init"] == jx["init"], cell  # the same numpy-drawn initial weights
+        assert jx["losses"][0] == pytest.approx(tf["losses"][0], rel=1e-3), cell
+        assert jx["val_loss"] == pytest.approx(tf["val_loss"], rel=2e-2), cell
+
+
+if __name__ == "__main__":
+    print(json.dumps({"jax": _jax_scenario}[sys.argv[1]]()))

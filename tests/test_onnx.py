@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from suite.core.models import CELLS
+from suite.core.models import CELLS, LEAKY_SLOPE, build_model
 from suite.deploy.export import Candidate, winners
 
 TASK_FOR = {
@@ -22,10 +22,25 @@ TASK_FOR = {
     "lstm": "copy",
     "chrono_lstm": "adding",
     "gru": "delayed_recall",
+    "relu_rnn": "adding",
+    "leaky_rnn": "copy",
+    "sigmoid_rnn": "delayed_recall",
 }
 # the op that runs each cell's recurrence (ortho_rnn's modReLU has no native op: a Scan)
 RECURRENT_OP = {"simple_rnn": "RNN", "irnn": "RNN", "ortho_rnn": "Scan", "lstm": "LSTM",
-                "chrono_lstm": "LSTM", "gru": "GRU"}  # fmt: skip
+                "chrono_lstm": "LSTM", "gru": "GRU", "relu_rnn": "RNN", "leaky_rnn": "RNN",
+                "sigmoid_rnn": "RNN"}  # fmt: skip
+# the native RNN op's activation of each SimpleRNN cell
+RNN_ACTIVATION = {"simple_rnn": "Tanh", "irnn": "Relu", "relu_rnn": "Relu",
+                  "leaky_rnn": "LeakyRelu", "sigmoid_rnn": "Sigmoid"}  # fmt: skip
+
+
+def _rnn_activation(proto) -> tuple[list[str], list[float]]:
+    """The ``activations`` and ``activation_alpha`` of the graph's RNN node."""
+    node = next(n for n in proto.graph.node if n.op_type == "RNN")
+    attrs = {a.name: a for a in node.attribute}
+    alpha = list(attrs["activation_alpha"].floats) if "activation_alpha" in attrs else []
+    return [s.decode() for s in attrs["activations"].strings], alpha
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +76,10 @@ def test_export_native_ops_parity_and_registry(store, cell):
     op = RECURRENT_OP[cell]
     assert op in ops and "Loop" not in ops
     assert ("Scan" in ops) == (cell == "ortho_rnn")
-    if cell in ("simple_rnn", "irnn"):
-        node = next(n for n in proto.graph.node if n.op_type == "RNN")
-        acts = [a for a in node.attribute if a.name == "activations"][0].strings
-        assert acts == [b"Relu" if cell == "irnn" else b"Tanh"]
+    if cell in RNN_ACTIVATION:
+        acts, alpha = _rnn_activation(proto)
+        assert acts == [RNN_ACTIVATION[cell]]
+        assert alpha == ([pytest.approx(LEAKY_SLOPE)] if cell == "leaky_rnn" else [])
     if cell == "gru":
         node = next(n for n in proto.graph.node if n.op_type == "GRU")
         assert [a.i for a in node.attribute if a.name == "linear_before_reset"] == [1]
@@ -77,6 +92,42 @@ def test_export_native_ops_parity_and_registry(store, cell):
     assert p["parity_max_abs_diff"] <= 1e-4, p["cases"]
     assert p["metric_agrees"] and p["ort_solved"] == p["keras_solved"]
     assert result["latency"]["ort_p50_ms_b1"] > 0 and result["latency"]["keras_p50_ms_b1"] > 0
+
+
+@pytest.mark.parametrize("cell", RNN_ACTIVATION)
+def test_simple_rnn_cells_native_rnn_op_matches_keras_at_41_steps(cell):
+    """Every SimpleRNN cell (issue #27's relu_rnn, leaky_rnn and sigmoid_rnn included) as one
+    native RNN op with its activation; onnxruntime within 1e-4 of Keras at (batch, T) = (3, 41)."""
+    import onnx
+    import onnxruntime as ort
+
+    from suite.deploy.onnx_build import build_onnx
+    from tasks import get_task
+
+    task = get_task(TASK_FOR[cell], seq_len=8)
+    model = build_model(cell, task, hidden=8, seed=0)
+    rng = np.random.default_rng(1)
+    for v in model.weights:  # away from the init, so every weight matters
+        value = np.asarray(v) + 0.3 * rng.standard_normal(v.shape).astype(np.float32)
+        if v.path.endswith("recurrent_kernel"):  # spectral norm 0.95: states stay bounded
+            value *= 0.95 / np.linalg.norm(value, 2)
+        v.assign(value)
+    proto = build_onnx(model, cell, task)
+    onnx.checker.check_model(proto, full_check=True)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("RNN") == 1 and not {"Scan", "Loop"} & set(ops)
+    assert _rnn_activation(proto)[0] == [RNN_ACTIVATION[cell]]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rnn = model.get_layer(cell)
+    x_task, _ = get_task(TASK_FOR[cell], seq_len=41).generate(3, rng)
+    x_wide = rng.standard_normal((3, 41, task.input_dim)).astype(np.float32)
+    for x in (x_task, x_wide):
+        assert x.shape[0] == 3 and x.shape[1] >= 41
+        want = np.asarray(model(x))
+        diff = np.abs(session.run(None, {"x": x})[0] - want).max()
+        assert diff <= 1e-4, (x.shape, diff)
+        if cell == "leaky_rnn":  # negative pre-activations occur: the slope is exercised
+            assert (x @ np.asarray(rnn.cell.kernel)).min() < 0
 
 
 def _tiny_run(uri, experiment, task, T, cell, seed=0):

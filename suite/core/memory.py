@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-GATES = {"simple_rnn": 1, "irnn": 1, "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}
+GATES = {"simple_rnn": 1, "irnn": 1, "relu_rnn": 1, "leaky_rnn": 1, "sigmoid_rnn": 1,
+         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}  # fmt: skip
 OPTIMIZER_SLOTS = {"adam": 2, "rmsprop": 1, "sgd": 1}
 FLOAT = 4  # bytes
 

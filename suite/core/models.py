@@ -3,6 +3,12 @@
 Cells:
     simple_rnn   Keras SimpleRNN, tanh, Keras default initialisers (orthogonal recurrent).
     irnn         SimpleRNN with ReLU, identity recurrent init and zero bias (Le, Jaitly & Hinton 2015).
+    relu_rnn     irnn with Keras's default (orthogonal) recurrent init instead of the identity: the
+                 same activation, kernel and bias inits, so irnn vs relu_rnn isolates IRNN's
+                 identity initialisation.
+    leaky_rnn    irnn with leaky ReLU (negative slope ``LEAKY_SLOPE`` = 0.2) instead of ReLU:
+                 identity recurrent init, zero bias; units below zero still pass a gradient.
+    sigmoid_rnn  SimpleRNN with the logistic sigmoid, Keras default initialisers.
     ortho_rnn    vanilla RNN whose recurrent matrix is orthogonal by construction: the Cayley
                  transform of a trained skew-symmetric matrix, modReLU activation (expRNN /
                  scoRNN family; Arjovsky et al. 2016, Lezcano-Casado & Martinez-Rubio 2019);
@@ -30,7 +36,25 @@ from __future__ import annotations
 
 import numpy as np
 
-CELLS = ("simple_rnn", "irnn", "ortho_rnn", "lstm", "chrono_lstm", "gru")
+CELLS = (
+    "simple_rnn", "irnn", "relu_rnn", "leaky_rnn", "sigmoid_rnn", "ortho_rnn", "lstm",
+    "chrono_lstm", "gru",
+)  # fmt: skip
+
+# leaky_rnn's negative slope: Keras's own ``leaky_relu`` default, so the layer's activation
+# serialises as the plain name "leaky_relu" and a saved .keras model loads back with this slope
+# in any process (no custom object to register); the ONNX export's LeakyRelu alpha.
+LEAKY_SLOPE = 0.2
+# the activation of each Keras SimpleRNN cell (also the ONNX RNN op's activation, via the exporter)
+SIMPLE_RNN_ACTIVATIONS = {
+    "simple_rnn": "tanh",
+    "irnn": "relu",
+    "relu_rnn": "relu",
+    "leaky_rnn": "leaky_relu",
+    "sigmoid_rnn": "sigmoid",
+}
+# the cells whose recurrent kernel starts at the identity (the others: orthogonal)
+IDENTITY_INIT = ("irnn", "leaky_rnn")
 
 # What TensorFlow requires of a Keras LSTM/GRU layer to run the fused cuDNN kernel on a GPU.
 CUDNN_REQUIREMENTS = {
@@ -77,11 +101,12 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
         recurrent_initializer=init.Orthogonal(seed=seed + 1),
         name=cell,
     )
-    if cell == "simple_rnn":
-        rnn = keras.layers.SimpleRNN(activation="tanh", **common)
-    elif cell == "irnn":
-        common["recurrent_initializer"] = init.Identity()
-        rnn = keras.layers.SimpleRNN(activation="relu", bias_initializer=init.Zeros(), **common)
+    if cell in SIMPLE_RNN_ACTIVATIONS:
+        if cell in IDENTITY_INIT:
+            common["recurrent_initializer"] = init.Identity()
+        rnn = keras.layers.SimpleRNN(
+            activation=SIMPLE_RNN_ACTIVATIONS[cell], bias_initializer=init.Zeros(), **common
+        )
     elif cell == "ortho_rnn":
         from suite.core.ortho import OrthoRNN
 
@@ -137,8 +162,8 @@ def initial_weights(model, cell: str, seed: int, t_max: int | None = None) -> li
     """The model's initial weights (in ``model.weights`` order) drawn with numpy from ``seed``.
 
     Random draws replace the backend's: kernels Glorot-uniform, recurrent kernels orthogonal
-    (IRNN keeps its identity), ortho_rnn's skew matrix the Cayley init and its modReLU bias
-    U(-0.01, 0.01), chrono_lstm's gate biases the chrono init (needs ``t_max``, the task's
+    (irnn and leaky_rnn keep their identity), ortho_rnn's skew matrix the Cayley init and its
+    modReLU bias U(-0.01, 0.01), chrono_lstm's gate biases the chrono init (needs ``t_max``, the task's
     input length), each from its own stream ``default_rng([seed, index])``; other biases keep
     their deterministic Keras initial values.
     """
@@ -149,7 +174,7 @@ def initial_weights(model, cell: str, seed: int, t_max: int | None = None) -> li
         rng = np.random.default_rng([seed, i])
         if name == "kernel":
             value = _glorot_uniform(value.shape, rng)
-        elif name == "recurrent_kernel" and cell != "irnn":
+        elif name == "recurrent_kernel" and cell not in IDENTITY_INIT:
             value = _orthogonal(value.shape, rng)
         elif name == "recurrent_skew":
             from suite.core.ortho import cayley_skew

@@ -4,8 +4,10 @@ tf2onnx (and so Keras' own ``model.export(format="onnx")``) emits ONNX's native 
 for LSTM but a ``Loop`` for GRU and SimpleRNN, which runs 2-3x slower in onnxruntime at
 batch 1. Here every cell with a native op maps to it:
 
-    simple_rnn -> RNN (Tanh)    irnn -> RNN (Relu)    lstm, chrono_lstm -> LSTM
-    gru -> GRU (linear_before_reset=1)    ortho_rnn -> Scan (no native op has modReLU)
+    simple_rnn -> RNN (Tanh)    irnn, relu_rnn -> RNN (Relu)    sigmoid_rnn -> RNN (Sigmoid)
+    leaky_rnn -> RNN (LeakyRelu, activation_alpha = suite.core.models.LEAKY_SLOPE)
+    lstm, chrono_lstm -> LSTM    gru -> GRU (linear_before_reset=1)
+    ortho_rnn -> Scan (no native op has modReLU)
 
 Graph: ``x`` [batch, time, features] (both dynamic) -> Transpose to time-major -> recurrent
 op -> the Dense head -> ``y``: logits [batch, time, classes] (copy), logits [batch, classes]
@@ -37,6 +39,22 @@ def _lstm_reorder(m: np.ndarray, H: int) -> np.ndarray:
 
 def _lstm_family(cell: str) -> bool:
     return cell in ("lstm", "chrono_lstm")
+
+
+# the ONNX RNN activation of each Keras SimpleRNN activation (suite.core.models)
+RNN_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid", "leaky_relu": "LeakyRelu"}
+
+
+def rnn_activation_attrs(cell: str) -> dict:
+    """The ONNX ``RNN`` op's ``activations`` (and ``activation_alpha`` for LeakyRelu) of a
+    SimpleRNN cell."""
+    from suite.core.models import LEAKY_SLOPE, SIMPLE_RNN_ACTIVATIONS
+
+    act = RNN_ACTIVATIONS[SIMPLE_RNN_ACTIVATIONS[cell]]
+    attrs: dict = {"activations": [act]}
+    if act == "LeakyRelu":
+        attrs["activation_alpha"] = [LEAKY_SLOPE]
+    return attrs
 
 
 def recurrent_weights(cell: str, layer) -> dict[str, np.ndarray]:
@@ -144,7 +162,8 @@ def _native_rnn(cell: str, H: int, per_step: bool):
     elif cell == "gru":
         op, attrs["linear_before_reset"] = "GRU", 1
     else:
-        op, attrs["activations"] = "RNN", ["Relu" if cell == "irnn" else "Tanh"]
+        op = "RNN"
+        attrs.update(rnn_activation_attrs(cell))
     nodes.append(helper.make_node(op, ["x_tm", "W", "R", "B"], ["Y", "Y_h"], **attrs))
     if per_step:  # Y is [T, num_directions=1, B, H] -> [B, T, H]
         inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))

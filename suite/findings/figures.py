@@ -31,6 +31,9 @@ from suite.findings.runs import mean_clip_fraction
 CELL_COLORS = {
     "simple_rnn": "tab:red",
     "irnn": "tab:orange",
+    "relu_rnn": "darkgoldenrod",
+    "leaky_rnn": "teal",
+    "sigmoid_rnn": "lightcoral",
     "ortho_rnn": "tab:purple",
     "lstm": "tab:blue",
     "chrono_lstm": "tab:cyan",
