@@ -233,8 +233,11 @@ def _pin_cpus() -> None:
 
 
 def _configure_jax(device: str, threads: int | None) -> dict:
+    from suite.core.jax_cache import enable
+
     _pin_cpus()
     jax = import_jax(device)
+    enable(jax)  # seeds and reruns of one shape compile once (suite/core/jax_cache.py)
     gpus = _jax_gpus(jax)
     if device == "gpu" and not gpus:
         raise DeviceError(NO_GPU["jax"])

@@ -47,6 +47,7 @@ def run_and_log(
     """
     import mlflow
 
+    from suite.core import jax_cache
     from suite.core.backend import configure
     from suite.core.train import CallbackList, train
 
@@ -66,9 +67,12 @@ def run_and_log(
     )
     run_id = run.info.run_id
     logger = MlflowLogger(client, run_id)
+    cache_before = jax_cache.counts()
     try:
         result = train(config, callbacks=CallbackList([logger, *(callbacks or [])]))
         close_run(result, logger, _requirements(config, log_model))
+        if config.backend == "jax":  # how JAX's compilation cache served this run
+            mlflow.log_metrics(jax_cache.since(cache_before))
         mlflow.end_run("FINISHED")
         return run_id, result
     except KeyboardInterrupt:
