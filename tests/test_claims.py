@@ -481,6 +481,36 @@ def test_claims_7_and_8(sqlite_uri, number, cell, rival, expected):
         assert c.excluded == 6
 
 
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim_12_identity_init(sqlite_uri, expected):
+    """relu_rnn (ReLU, orthogonal init) vs irnn vs leaky_rnn (leaky ReLU, identity init) on
+    adding: the data alone moves claim 12 through its four findings."""
+    relu_20, leaky_20 = {"SUPPORTED": ("unsolved", "solved"), "REFUTED": ("solved", "unsolved"),
+                         "MIXED": ("unsolved", "unsolved"),
+                         "NOT TESTABLE": ("capped", "capped")}[expected]  # fmt: skip
+    rows = [
+        ("adding", 10, "irnn", N, "solved"),
+        ("adding", 10, "relu_rnn", N, "solved"),
+        ("adding", 10, "leaky_rnn", N, "solved"),
+        ("adding", 20, "irnn", N, "solved"),
+        ("adding", 20, "relu_rnn", N, relu_20),
+        ("adding", 20, "leaky_rnn", N, leaky_20),
+    ]
+    c = _claims(_sweep(sqlite_uri, rows, seeds=SIX))[12]
+    assert c.finding == expected, c.evidence
+    assert [x.name for x in c.clauses] == ["relu needs identity", "leaky matches irnn"]
+    if expected == "SUPPORTED":
+        assert "irnn solved T = 20 (irnn none 6/6) that relu_rnn cannot" in c.evidence
+    if expected == "NOT TESTABLE":
+        assert c.excluded == 12  # both rivals' seeds at T = 20 were time-capped
+
+
+def test_claim_12_needs_its_cells(sqlite_uri):
+    c = _claims(_sweep(sqlite_uri, [("adding", 10, "irnn", N, "solved")]))[12]
+    assert c.finding == "NOT TESTABLE"
+    assert c.reason == "needs irnn and relu_rnn or leaky_rnn runs on the adding task."
+
+
 def test_beyond_on_three_seeds_is_indicative_not_supported(sqlite_uri):
     """Item 4: the README's 3/3 vs 0/3 contrast is p = 0.05: indicative."""
     rows = [("adding", 20, "ortho_rnn", N, "solved"), ("adding", 20, "simple_rnn", N, "unsolved"),

@@ -39,6 +39,7 @@ from suite.findings.claims.c8_chrono import ChronoGoesFurther
 from suite.findings.claims.c9_optimizer import ClippingMattersMoreUnderSgd
 from suite.findings.claims.c10_normalize import NormalizingDoesNotFixVanishing
 from suite.findings.claims.c11_omega import RegulariserGoesBeyondClipping
+from suite.findings.claims.c12_identity import IdentityInitDoesTheWork
 from suite.findings.data import SweepData
 
 CLAIMS: tuple[Claim, ...] = (
@@ -53,6 +54,7 @@ CLAIMS: tuple[Claim, ...] = (
     ClippingMattersMoreUnderSgd(),
     NormalizingDoesNotFixVanishing(),
     RegulariserGoesBeyondClipping(),
+    IdentityInitDoesTheWork(),
 )
 
 
