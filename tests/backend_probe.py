@@ -23,7 +23,7 @@ def _sha(arrays) -> str:
 # the task each cell's start is checked on (every output kind is covered)
 START_TASK = {"simple_rnn": "adding", "irnn": "copy", "ortho_rnn": "copy", "lstm": "delayed_recall",
               "chrono_lstm": "delayed_recall", "gru": "adding", "relu_rnn": "adding",
-              "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall"}  # fmt: skip
+              "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall", "transformer": "copy"}  # fmt: skip
 
 
 def start(backend: str, cells: str = "") -> dict:

@@ -27,7 +27,7 @@ def _orthogonality_error(w) -> float:
 
 def test_the_new_cells_are_in_cells_in_order():
     assert CELLS == ("simple_rnn", "irnn", "relu_rnn", "leaky_rnn", "sigmoid_rnn", "ortho_rnn",
-                     "lstm", "chrono_lstm", "gru")  # fmt: skip
+                     "lstm", "chrono_lstm", "gru", "transformer")  # fmt: skip
 
 
 def test_every_list_of_cells_names_every_cell():

@@ -45,7 +45,8 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
     client = mlflow.MlflowClient(sqlite_uri)
     task_for = {"simple_rnn": "adding", "irnn": "copy", "ortho_rnn": "copy",
                 "lstm": "delayed_recall", "chrono_lstm": "delayed_recall", "gru": "copy",
-                "relu_rnn": "adding", "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall"}  # fmt: skip
+                "relu_rnn": "adding", "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall",
+                "transformer": "copy"}  # fmt: skip
     for i, clip in enumerate(CLIPS):
         cfg = TrainConfig(task=task_for[cell], cell=cell, clip=clip, seed=i, **TINY)
         run_id, result = run_and_log(cfg, sqlite_uri, "layout", log_model=(i == 0))

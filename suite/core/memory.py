@@ -6,7 +6,8 @@ The estimate (float32, 4 bytes a number) adds up:
     optimizer state Adam keeps 2 numbers per weight, RMSprop 1, SGD 1 with momentum
     gradients       1 number per weight
     activations     batch x input length x hidden x gates x 3 (pre-activations, activations
-                    and states kept for backprop through T steps)
+                    and states kept for backprop through T steps); the transformer adds its
+                    attention maps, batch x ATTENTION_MAPS x length^2
     data            the generator's chunk (DATA_CHUNK batches) and the validation set,
                     inputs and targets, each counted twice for numpy's intermediates
     profile         the ‖∂L/∂x_t‖ profile's batch, forward and backward
@@ -22,8 +23,12 @@ Example:
 
 from __future__ import annotations
 
+# gate blocks per cell (the transformer: its blocks hold 4 hidden^2 weights, as an LSTM's gates)
 GATES = {"simple_rnn": 1, "irnn": 1, "relu_rnn": 1, "leaky_rnn": 1, "sigmoid_rnn": 1,
-         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}  # fmt: skip
+         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3, "transformer": 4}  # fmt: skip
+# [T, T] maps per sequence kept for backprop: scores and probabilities of each of the
+# transformer's 2 blocks x 4 heads (suite.core.transformer.LAYERS, HEADS)
+ATTENTION_MAPS = {"transformer": 2 * 2 * 4}
 OPTIMIZER_SLOTS = {"adam": 2, "rmsprop": 1, "sgd": 1}
 FLOAT = 4  # bytes
 
@@ -39,11 +44,12 @@ def estimate_bytes(config) -> int:
     weights = g * (d * h + h * h + h) + h * out + out
     slots = OPTIMIZER_SLOTS.get(config.optimizer, 2)
     params = weights * (2 + slots)  # weights, gradients, optimizer state
-    acts = config.batch_size * length * h * g * 3
+    attention = ATTENTION_MAPS.get(config.cell, 0) * length * length
+    acts = config.batch_size * (length * h * g * 3 + attention)
     y_per = length if task.output_kind == PER_STEP_CLASS else 1
     data = 2 * (DATA_CHUNK * config.batch_size + config.val_size) * (length * d + y_per)
     preds = config.val_size * y_per * out
-    profile = config.profile_size * length * (h * g * 3 + 2 * d)
+    profile = config.profile_size * (length * (h * g * 3 + 2 * d) + attention)
     return int(FLOAT * (params + acts + data + preds + profile))
 
 

@@ -18,6 +18,9 @@ Cells:
     chrono_lstm  the lstm with chrono initialisation (Tallec & Ollivier 2018): forget-gate bias
                  b_f = log(U(1, T_max - 1)), input-gate bias b_i = -b_f, T_max = the task's
                  input length (``task.length``); cuDNN-eligible like lstm.
+    transformer  not a recurrence: a 2-block pre-LN causal self-attention encoder with
+                 sinusoidal positions (``suite.core.transformer``); ``hidden`` -> d_model
+                 ``hidden // 2``, so its size tracks the LSTM's (4 hidden^2 weights).
 
 Initial weights follow the Keras defaults (Glorot-uniform kernels, orthogonal recurrent
 matrices, zero biases, LSTM forget-gate bias 1), but their random draws come from numpy
@@ -38,7 +41,7 @@ import numpy as np
 
 CELLS = (
     "simple_rnn", "irnn", "relu_rnn", "leaky_rnn", "sigmoid_rnn", "ortho_rnn", "lstm",
-    "chrono_lstm", "gru",
+    "chrono_lstm", "gru", "transformer",
 )  # fmt: skip
 
 # leaky_rnn's negative slope: Keras's own ``leaky_relu`` default, so the layer's activation
@@ -92,6 +95,10 @@ def build_model(cell: str, task, hidden: int = 128, seed: int = 0):
     check_cell(cell)
     if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an integer >= 1, got {hidden!r}.")
+    if cell == "transformer":  # attention, not a recurrence: its own builder, same wrapping
+        from suite.core.transformer import build_transformer
+
+        return build_transformer(task, hidden=hidden, seed=seed)
     init = keras.initializers
     per_step = task.output_kind == PER_STEP_CLASS
     common = dict(

@@ -31,7 +31,7 @@ FINISHED = ("solved", "unsolved", "diverged")
 TIME_CAP = "max_seconds reached"  # rnnbench.stop_reason of a run ended by the training-time cap
 CURVES = ("val_loss_ratio", "grad_norm", "grad_norm_max", "clip_fraction")
 CELL_ORDER = ("simple_rnn", "irnn", "relu_rnn", "leaky_rnn", "sigmoid_rnn", "ortho_rnn", "lstm",
-              "chrono_lstm", "gru")  # fmt: skip
+              "chrono_lstm", "gru", "transformer")  # fmt: skip
 GATED = ("lstm", "chrono_lstm", "gru")
 CLIP_KINDS = ("clipnorm", "global_clipnorm", "clipvalue")  # suite.core.clipping's clip settings
 DEFAULT_OPTIMIZER = "adam"

@@ -38,6 +38,7 @@ CELL_COLORS = {
     "lstm": "tab:blue",
     "chrono_lstm": "tab:cyan",
     "gru": "tab:green",
+    "transformer": "slateblue",
 }
 # the decay figure's tanh SimpleRNN lines, one colour per treatment: none of the cell colours
 CLIP_COLORS = ("black", "tab:brown", "tab:pink", "tab:olive", "tab:gray", "gold", "navy", "magenta")
