@@ -511,6 +511,30 @@ def test_claim_12_needs_its_cells(sqlite_uri):
     assert c.reason == "needs irnn and relu_rnn or leaky_rnn runs on the adding task."
 
 
+@pytest.mark.parametrize("expected", ["SUPPORTED", "REFUTED", "MIXED", "NOT TESTABLE"])
+def test_claim_13_attention(sqlite_uri, expected):
+    """The transformer against every recurrent cell, per task: the data alone moves claim 13
+    through its four findings."""
+    lstm_20 = {"SUPPORTED": "unsolved", "REFUTED": "solved", "MIXED": "unsolved",
+               "NOT TESTABLE": "capped"}[expected]  # fmt: skip
+    rows = [
+        ("adding", 10, "transformer", N, "solved"),
+        ("adding", 10, "lstm", N, "solved"),
+        ("adding", 20, "transformer", N, "solved"),
+        ("adding", 20, "lstm", N, lstm_20),
+        ("adding", 20, "simple_rnn", N, "unsolved"),
+    ]
+    if expected == "MIXED":  # on copy a recurrent cell goes as far
+        rows += [("copy", 10, "transformer", N, "solved"), ("copy", 10, "gru", N, "solved")]
+    c = _claims(_sweep(sqlite_uri, rows, seeds=SIX))[13]
+    assert c.finding == expected, c.evidence
+    if expected == "SUPPORTED":
+        assert (
+            "transformer solved T = 20 (transformer none 6/6) that every recurrent cell cannot"
+            in c.evidence
+        )
+
+
 def test_beyond_on_three_seeds_is_indicative_not_supported(sqlite_uri):
     """Item 4: the README's 3/3 vs 0/3 contrast is p = 0.05: indicative."""
     rows = [("adding", 20, "ortho_rnn", N, "solved"), ("adding", 20, "simple_rnn", N, "unsolved"),

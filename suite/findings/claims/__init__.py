@@ -40,6 +40,7 @@ from suite.findings.claims.c9_optimizer import ClippingMattersMoreUnderSgd
 from suite.findings.claims.c10_normalize import NormalizingDoesNotFixVanishing
 from suite.findings.claims.c11_omega import RegulariserGoesBeyondClipping
 from suite.findings.claims.c12_identity import IdentityInitDoesTheWork
+from suite.findings.claims.c13_attention import AttentionRemovesLength
 from suite.findings.data import SweepData
 
 CLAIMS: tuple[Claim, ...] = (
@@ -55,6 +56,7 @@ CLAIMS: tuple[Claim, ...] = (
     NormalizingDoesNotFixVanishing(),
     RegulariserGoesBeyondClipping(),
     IdentityInitDoesTheWork(),
+    AttentionRemovesLength(),
 )
 
 
