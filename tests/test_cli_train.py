@@ -7,7 +7,7 @@ from conftest import run_cli
 
 BAD = [
     (["--task", "nope"], "nope"),
-    (["--cell", "transformer"], "transformer"),
+    (["--cell", "mamba"], "mamba"),
     (["--seq-len", "0"], "seq_len"),
     (["--task", "delayed_recall", "--seq-len", "1"], "seq_len"),
     (["--clip", "clipnorm"], "clipnorm"),

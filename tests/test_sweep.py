@@ -232,7 +232,7 @@ BAD_SPECS = [
     ("s.toml", TINY + "\ncolour = 1\n", "'colour'"),
     ("s.toml", TINY.replace("hidden = 4", "hiddn = 4"), "'hiddn' in [train] (line 10)"),
     ("s.toml", TINY.replace('"adding"', '"nope"'), "Unknown task 'nope'"),
-    ("s.toml", TINY.replace('"gru"', '"transformer"'), "transformer"),
+    ("s.toml", TINY.replace('"gru"', '"mamba"'), "mamba"),
     ("s.toml", TINY.replace('"none"', '"clipnorm"'), "Invalid clip spec 'clipnorm'"),
     ("s.toml", TINY.replace("seq_lens = [6]", "seq_lens = [1]"), "seq_len=1"),
     ("s.toml", TINY.replace('cells = ["simple_rnn", "gru"]', "cells = []"), "empty grid"),
