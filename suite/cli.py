@@ -682,7 +682,7 @@ def export_cmd(
             raise UserError(f"Unknown task {task!r}; choose one of: {', '.join(TASK_NAMES)}.")
     uri = _open_store(tracking_uri, "no runs to export (run `rnnbench train` or a sweep first).")
     _quiet_mlflow()
-    from suite.deploy.export import candidate_for_run, candidates, export_one, winners
+    from suite.deploy.export import candidate_for_run, candidates, export_one, ops_label, winners
 
     if backend is not None:
         _backend_or_error(backend)
@@ -738,7 +738,7 @@ def export_cmd(
         table.add_row(
             f"{cand.task}@{cand.seq_len}", cand.cell,
             cand.clip + (f" · {cand.optimizer}" if cand.optimizer != "adam" else ""), status,
-            ",".join(o for o in r["ops"] if o in ("RNN", "LSTM", "GRU", "Loop")),
+            ops_label(r),
             f"{p['parity_max_abs_diff']:.1e} " + ("ok" if p["parity_ok"] else "[red]FAIL[/]"),
             "agrees" if p["metric_agrees"] else "[red]differs[/]",
             f"{lat['speedup_b1']:.1f}x", f"{lat['speedup_b64']:.1f}x",

@@ -9,7 +9,10 @@ Every number is a ratio of two measurements taken in the same run (these machine
   TensorFlow in the same process; goal >= 60 % for LSTM and GRU;
 - time per step at T = 50, 100, 200, 400; goal t(400) / t(100) <= 4.2 (linear in T);
 - peak RSS of a training process (``rnnbench train`` in a subprocess);
-- inference latency at batch 1 and 64: onnxruntime (native-op export) vs Keras;
+- inference latency at batch 1, 16, 64 and 256: onnxruntime (the graph form the exporter's
+  measurement picks per cell: native op, Scan or a switch between them) vs Keras on the backend
+  that built the model and, where installed, the other backend (its own process, timing the same
+  ONNX file next to it); goal >= 1.0 (ORT faster) at every batch;
 - sweep scaling: wall time of a small fixed grid with ``--workers 2`` vs ``--workers 1``; goal <= 0.6.
 
 Two ceilings, measured in the same run, tell a miss of the code from a limit of the machine:
@@ -253,20 +256,76 @@ def peak_rss_mb(cell: str, steps: int) -> float:
     return usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def inference_latency(cell: str) -> dict:
+ORT_GOAL = 1.0  # Keras p50 / onnxruntime p50 at every batch of LATENCY_BATCHES
+
+
+def inference_latency(cell: str, onnx_path: Path | None = None, repeats: int = 30) -> dict:
+    """ORT vs Keras (the active backend) at batch 1, 16, 64, 256 for the reference model, in the
+    graph form the exporter's measurement picks (``suite.deploy.export.choose_graph``).
+
+    Returns ``measure_latency``'s p50/p95 and ``speedup_b{B}``, plus ``graph_form`` (its label,
+    e.g. ``switch native<=32<scan``), ``form_latency_ms`` (the choice's timings per form) and
+    ``backend``; writes the chosen ONNX to ``onnx_path`` when given (for
+    :func:`other_backend_latency`).
+    """
     import onnxruntime as ort
 
     from suite.core.models import build_model
-    from suite.deploy.export import measure_latency
-    from suite.deploy.onnx_build import build_onnx
+    from suite.deploy.export import LATENCY_BATCHES, choose_graph, measure_latency
     from tasks import get_task
 
     task = get_task(REF["task"], seq_len=REF["seq_len"])
     model = build_model(cell, task, hidden=REF["hidden"], seed=0)
-    sess = ort.InferenceSession(
-        build_onnx(model, cell, task, {}).SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    return measure_latency(model, sess, task, repeats=30)
+    proto, record = choose_graph(model, cell, task, {})
+    blob = proto.SerializeToString()
+    if onnx_path is not None:
+        onnx_path.write_bytes(blob)
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    out = measure_latency(model, sess, task, repeats=repeats, batches=LATENCY_BATCHES)
+    out["graph_form"] = record["form"] + (f" {record['switch']}" if record["switch"] else "")
+    out["form_latency_ms"] = {f: {str(b): v for b, v in by_b.items()}
+                              for f, by_b in record["latency_ms"].items()}  # fmt: skip
+    out["backend"] = _active()
+    return out
+
+
+def other_backend_latency(onnx_paths: dict[str, Path], repeats: int = 30) -> dict:
+    """``{backend: {cell: measure_latency}}`` on every installed backend but the active one:
+    one child process per backend builds each reference model (the same numpy-drawn weights)
+    and times its Keras forward next to the ONNX file ``onnx_paths[cell]``."""
+    out = {}
+    for b in installed_backends():
+        if b == _active() or not onnx_paths:
+            continue
+        cmd = [sys.executable, "-m", "suite.perf", "--keras-latency", b, str(repeats),
+               *(f"{c}={p}" for c, p in onnx_paths.items())]  # fmt: skip
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": b}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"perf: ONNX latency on {b} failed: {proc.stderr[-500:]}")
+        out[b] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _keras_latency_main(backend: str, repeats: int, pairs: list[str]) -> None:
+    """Child of :func:`other_backend_latency`: ORT vs Keras on ``backend``, per ``cell=path``."""
+    import onnxruntime as ort
+
+    from suite.core.backend import configure
+
+    configure(backend=backend, device="cpu")
+    from suite.core.models import build_model
+    from suite.deploy.export import LATENCY_BATCHES, measure_latency
+    from tasks import get_task
+
+    task = get_task(REF["task"], seq_len=REF["seq_len"])
+    out = {}
+    for pair in pairs:
+        cell, path = pair.split("=", 1)
+        model = build_model(cell, task, hidden=REF["hidden"], seed=0)
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        out[cell] = measure_latency(model, sess, task, repeats=repeats, batches=LATENCY_BATCHES)
+    print(json.dumps(out), flush=True)
 
 
 SCALING_GRID = """
@@ -578,6 +637,8 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     from tasks import get_task
 
     input_dim = get_task(REF["task"], seq_len=REF["seq_len"]).input_dim
+    tmp = tempfile.TemporaryDirectory()  # each cell's chosen ONNX, for the other backend
+    onnx_dir = Path(tmp.name)
     say("dense matmul peak")
     peak = matmul_peak(2048, 3 if quick else 5)  # 1024 reads ~25 % lower here
     out["matmul_peak_gflops"] = peak / 1e9
@@ -601,9 +662,16 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         r["linear_400_100"] = r["ms_per_step"]["400"] / r["ms_per_step"]["100"]
         say(f"{cell}: peak RSS of a training process")
         r["peak_rss_mb"] = peak_rss_mb(cell, 50 if quick else 200)
-        say(f"{cell}: inference latency, onnxruntime vs Keras")
-        r["latency"] = inference_latency(cell)
+        say(f"{cell}: inference latency, onnxruntime (measured graph form) vs Keras")
+        r["latency"] = inference_latency(cell, onnx_dir / f"{cell}.onnx", 10 if quick else 30)
         out["cells"][cell] = r
+    say("inference latency on the other installed backend")
+    for b, by_cell in other_backend_latency(
+        {c: onnx_dir / f"{c}.onnx" for c in out["cells"]}, 10 if quick else 30
+    ).items():
+        for cell, lat in by_cell.items():
+            out["cells"][cell].setdefault("latency_other", {})[b] = lat
+    tmp.cleanup()
     if dev["backend"] == "jax":
         say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one vmapped step")
         out["populations"] = population_table(cells, gpu, quick)
@@ -634,6 +702,49 @@ def _mark(value: float, goal: float, higher_is_better: bool) -> str:
     return "ok" if ok else "MISS"
 
 
+def onnx_table(res: dict) -> list[str]:
+    """The ONNX latency table's lines: per cell the graph form, ORT and Keras p50 at every batch
+    and the speedups (Keras / ORT) on each backend, marked against ``ORT_GOAL`` at every batch
+    ([] for results without the per-batch measurement)."""
+    cells = {
+        c: r["latency"] for c, r in res["cells"].items() if "graph_form" in r.get("latency", {})
+    }
+    if not cells:
+        return []
+    batches = sorted({int(k[len("speedup_b"):]) for lat in cells.values() for k in lat
+                      if k.startswith("speedup_b")})  # fmt: skip
+    active = res.get("backend", "tensorflow")
+    others = sorted({b for r in res["cells"].values() for b in r.get("latency_other", {})})
+    bs = "/".join(map(str, batches))
+    head = f"| cell | graph form | ORT ms b{bs} | {active} ms | ORT/{active} (goal >= {ORT_GOAL:.1f}) |"
+    head += "".join(f" {b} ms | ORT/{b} (goal >= {ORT_GOAL:.1f}) |" for b in others)
+    lines = [
+        "",
+        f"ONNX inference (onnxruntime on the CPU; {REF['task']}, T = {REF['seq_len']}, hidden "
+        f"{REF['hidden']}; one graph per cell, its form chosen by the exporter's measurement; p50 "
+        "ms at each batch; speedup = Keras p50 / ORT p50, each backend in its own process next "
+        "to the same ONNX file):",
+        "",
+        head,
+        "|---|---|---|---|---|" + "---|---|" * len(others),
+    ]
+
+    def cols(lat: dict) -> str:
+        ms = "/".join(f"{lat[f'keras_p50_ms_b{B}']:.2f}" for B in batches)
+        sp = [lat[f"speedup_b{B}"] for B in batches]
+        marks = _mark(min(sp), ORT_GOAL, True)
+        return f" {ms} | {'/'.join(f'{v:.1f}x' for v in sp)} {marks} |"
+
+    for cell, lat in cells.items():
+        ort_ms = "/".join(f"{lat[f'ort_p50_ms_b{B}']:.2f}" for B in batches)
+        row = f"| {cell} | {lat['graph_form']} | {ort_ms} |" + cols(lat)
+        for b in others:
+            o = res["cells"][cell].get("latency_other", {}).get(b)
+            row += cols(o) if o else " n/a | n/a |"
+        lines.append(row)
+    return lines
+
+
 def to_markdown(res: dict) -> str:
     g = res["goals"]
     lines = [
@@ -659,6 +770,7 @@ def to_markdown(res: dict) -> str:
             f"| {r['ceiling_fraction']:.0%} | {ms} | {r['linear_400_100']:.2f} {_mark(r['linear_400_100'], g['linear_400_100'], False)} "
             f"| {r['peak_rss_mb']:.0f} | {r['latency']['speedup_b1']:.1f}x | {r['latency']['speedup_b64']:.1f}x |"
         )
+    lines += onnx_table(res)
     if res.get("backends"):
         bk = res["backends"]
         names = list(bk)
@@ -760,6 +872,11 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
                 "backend": res.get("backend", "tensorflow"),
                 "quick": res["quick"],
                 **{f"ref_{k}": v for k, v in REF.items()},
+                **{
+                    f"{c}_graph_form": r["latency"]["graph_form"]
+                    for c, r in res["cells"].items()
+                    if "graph_form" in r["latency"]
+                },  # fmt: skip
             }
         )
         metrics = {"matmul_peak_gflops": res["matmul_peak_gflops"]}
@@ -791,8 +908,13 @@ def save_and_log(res: dict, out_dir: Path, tracking_uri: str) -> Path:
                 "peak_rss_mb",
             ):
                 metrics[f"{cell}_{k}"] = r[k]
-            metrics[f"{cell}_ort_speedup_b1"] = r["latency"]["speedup_b1"]
-            metrics[f"{cell}_ort_speedup_b64"] = r["latency"]["speedup_b64"]
+            for k, v in r["latency"].items():
+                if k.startswith("speedup_b"):  # b1, b16, b64, b256
+                    metrics[f"{cell}_ort_{k}"] = v
+            for b, lat in r.get("latency_other", {}).items():
+                for k, v in lat.items():
+                    if k.startswith("speedup_b"):
+                        metrics[f"{cell}_ort_vs_{b}_{k}"] = v
         mlflow.log_metrics(metrics)
         for name in ("perf.json", "perf.md"):  # only what perf wrote (--out may hold anything)
             mlflow.log_artifact(str(out_dir / name), "perf")
@@ -804,8 +926,11 @@ if __name__ == "__main__":  # internal children of `rnnbench perf`
         _rate_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     elif len(sys.argv) >= 6 and sys.argv[1] == "--compare":
         _compare_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
+    elif len(sys.argv) >= 5 and sys.argv[1] == "--keras-latency":
+        _keras_latency_main(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     else:
         sys.exit(
             "usage: python -m suite.perf --rate CELL THREADS STEPS REPEATS BACKEND | "
-            "--compare BACKEND STEPS REPEATS CELL... (use `rnnbench perf`)"
+            "--compare BACKEND STEPS REPEATS CELL... | --keras-latency BACKEND REPEATS CELL=ONNX... "
+            "(use `rnnbench perf`)"
         )
