@@ -50,9 +50,11 @@ from pathlib import Path
 import numpy as np
 
 # recurrent matmuls per step, in units of H x H (ortho_rnn: one; its Cayley solve, once per
-# forward pass, is O(H^3) against the recurrence's O(B T H^2) and is not counted)
+# forward pass, is O(H^3) against the recurrence's O(B T H^2) and is not counted; transformer:
+# no recurrence, but its per-position weight matmuls, 16 d_model^2 = 4 H^2, match an LSTM's
+# 4 gates; its attention products, O(T^2) per sequence, are not counted)
 GATES = {"simple_rnn": 1, "irnn": 1, "relu_rnn": 1, "leaky_rnn": 1, "sigmoid_rnn": 1,
-         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3}  # fmt: skip
+         "ortho_rnn": 1, "lstm": 4, "chrono_lstm": 4, "gru": 3, "transformer": 4}  # fmt: skip
 GOALS = {"fit_ratio": 1.0, "peak_fraction": 0.60, "linear_400_100": 4.2, "workers_ratio": 0.6}
 REF = {"batch": 64, "seq_len": 100, "hidden": 128, "task": "adding"}
 

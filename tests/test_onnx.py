@@ -26,11 +26,13 @@ TASK_FOR = {
     "relu_rnn": "adding",
     "leaky_rnn": "copy",
     "sigmoid_rnn": "delayed_recall",
+    "transformer": "adding",
 }
-# the op that runs each cell's recurrence (ortho_rnn's modReLU has no native op: a Scan)
+# the op that runs each cell's recurrence (ortho_rnn's modReLU has no native op: a Scan; the
+# transformer has none: its attention's Softmax)
 RECURRENT_OP = {"simple_rnn": "RNN", "irnn": "RNN", "ortho_rnn": "Scan", "lstm": "LSTM",
                 "chrono_lstm": "LSTM", "gru": "GRU", "relu_rnn": "RNN", "leaky_rnn": "RNN",
-                "sigmoid_rnn": "RNN"}  # fmt: skip
+                "sigmoid_rnn": "RNN", "transformer": "Softmax"}  # fmt: skip
 # the native RNN op's activation of each SimpleRNN cell
 RNN_ACTIVATION = {"simple_rnn": "Tanh", "irnn": "Relu", "relu_rnn": "Relu",
                   "leaky_rnn": "LeakyRelu", "sigmoid_rnn": "Sigmoid"}  # fmt: skip

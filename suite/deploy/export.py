@@ -520,6 +520,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
 
     configure(backend=cand.backend)
     import suite.core.ortho  # noqa: F401  (registers the ortho_rnn layer for load_model)
+    import suite.core.transformer  # noqa: F401  (and the transformer's)
 
     task = get_task(cand.task, seq_len=cand.seq_len, **cand.task_options)
     mlflow.set_tracking_uri(tracking_uri)  # runs:/ URIs resolve through it

@@ -193,6 +193,10 @@ def build_onnx(
 
     from tasks import PER_STEP_CLASS
 
+    if cell == "transformer":  # attention, not a recurrence: suite.deploy.onnx_transformer
+        from suite.deploy.onnx_transformer import build_transformer_onnx
+
+        return build_transformer_onnx(model, task, metadata)
     form = form or graph_forms(cell)[0]
     if form not in graph_forms(cell):
         raise ValueError(
