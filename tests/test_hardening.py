@@ -163,3 +163,42 @@ def test_perf_checks_its_largest_runs_and_populations_against_memory():
     check_fits(cpu, available=PERF_POPULATION[False] * one, copies=PERF_POPULATION[False])
     with pytest.raises(ValueError, match="16 at once"):
         check_fits(cpu, available=PERF_POPULATION[False] * one - 1, copies=16)
+
+
+def test_a_new_store_copied_from_the_template_is_the_store_mlflow_makes(tmp_path, monkeypatch):
+    """A new sqlite store is a copy of an empty store this MLflow version made once: the same
+    schema and migration head as one MLflow creates, the Default experiment's artifact
+    location where MLflow would put it, and it works (runs logged and read back)."""
+    import sqlite3
+
+    import mlflow
+
+    from tracking.store import init_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    ref = tmp_path / "ref.db"
+    mlflow.MlflowClient(f"sqlite:///{ref}").search_experiments()  # MLflow's own new store
+    for name in ("a.db", "b.db"):  # the first makes the template, the second copies it
+        init_store(f"sqlite:///{tmp_path / name}")
+    assert (
+        tmp_path / "cache" / "rnnbench" / f"empty-store-mlflow-{mlflow.__version__}.db"
+    ).exists()
+
+    def shape(db):
+        with sqlite3.connect(db) as c:
+            # a table's clauses as a set: MLflow itself orders CHECK constraints differently
+            # from one creation to the next (set order)
+            tables = {name: sorted(ln.strip().rstrip(",") for ln in (sql or "").splitlines())
+                      for name, sql in c.execute("SELECT name, sql FROM sqlite_master")}  # fmt: skip
+            head = c.execute("SELECT version_num FROM alembic_version").fetchall()
+            exp0 = c.execute(
+                "SELECT name, artifact_location, lifecycle_stage FROM experiments"
+            ).fetchall()
+        return tables, head, exp0
+
+    assert shape(tmp_path / "b.db") == shape(ref)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'b.db'}")
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "m", 1.5)
+    assert client.get_run(run.info.run_id).data.metrics == {"m": 1.5}

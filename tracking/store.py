@@ -156,9 +156,55 @@ def init_store(uri: str) -> None:
     with open(lock, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
+            if not path.expanduser().exists():
+                _new_from_template(path.expanduser())
             mlflow.MlflowClient(uri).search_experiments(max_results=1)  # schema + migrations
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _template_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnnbench"
+
+
+def _new_from_template(path: Path) -> None:
+    """Create the new sqlite store ``path`` as a copy of an empty store this MLflow version
+    made once (cached beside JAX's cache, ``~/.cache/rnnbench``): MLflow builds a new store by
+    running every migration since its first schema, seconds per store, the same for every
+    empty store. The copy's one store-specific value, the Default experiment's artifact
+    location and times, is set as MLflow would have set it. Any failure leaves ``path`` to
+    MLflow to create as usual."""
+    import shutil
+    import sqlite3
+    import time
+
+    import mlflow
+
+    try:
+        from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+        from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+        folder = _template_dir()
+        template = folder / f"empty-store-mlflow-{mlflow.__version__}.db"
+        if not template.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{template.name}.{os.getpid()}.tmp"
+            mlflow.MlflowClient(f"sqlite:///{tmp}").search_experiments(max_results=1)
+            os.replace(tmp, template)
+        part = path.with_name(path.name + ".part")
+        shutil.copyfile(template, part)
+        now = int(time.time() * 1000)
+        where = append_to_uri_path(resolve_uri_if_local(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH), "0")
+        with sqlite3.connect(part) as db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+                "last_update_time = ? WHERE experiment_id = 0",
+                (where, now, now),
+            )
+        os.replace(part, path)
+    except Exception:  # MLflow creates the store itself
+        path.with_name(path.name + ".part").unlink(missing_ok=True)
 
 
 def sqlite_path(uri: str) -> Path | None:
