@@ -154,7 +154,9 @@ def recurrent_matmul_ceiling(cell: str, B: int, T: int, H: int, repeats: int = 5
     return 3 * 2 * B * T * g * H * H / statistics.median(times)
 
 
-def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int = 100):
+def _suite_timer(
+    cell: str, T: int, hidden: int = REF["hidden"], eval_every: int = 100, warmup: int = 10
+):
     """Build the suite's compiled step for one run; return ``time(steps) -> steps/s``."""
     from suite.core.backend import configure
     from suite.core.models import build_model
@@ -171,7 +173,7 @@ def _suite_timer(cell: str, T: int, hidden: int = REF["hidden"], eval_every: int
         backend, model, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec
     )
     data = _batches(task, cfg.batch_size, np.random.default_rng(0))
-    for _ in range(10):  # trace + warm up
+    for _ in range(warmup):  # trace + warm up
         stepper.train_step(*next(data))
     stepper.read_window()
 
@@ -217,6 +219,50 @@ def suite_steps_per_second(
     """Steady-state steps/s of the suite's loop (traced once, warmed up, then timed; median)."""
     timed = _suite_timer(cell, T, hidden)
     return statistics.median(timed(steps) for _ in range(repeats))
+
+
+ATTENTION_LENGTHS = (100, 200, 400, 1000)
+ATTENTION_HIDDEN = 64  # the transformer's parameters match the LSTM's at this size (17.3k, 17.2k)
+
+
+def attention_cost(
+    lengths=ATTENTION_LENGTHS, steps: int = 5, cells=("lstm", "transformer")
+) -> dict:
+    """What attention costs as T grows (claim 13's price): train steps/s of the suite's loop
+    for the transformer and the LSTM at equal size (hidden 64, adding, batch 64) at each T;
+    a recurrence's step time is linear in T, attention's has a T² term.
+
+    Returns:
+        ``{cell: {T: steps/s}}``.
+    """
+    out: dict = {}
+    for cell in cells:
+        out[cell] = {}
+        for T in lengths:
+            timed = _suite_timer(cell, T, ATTENTION_HIDDEN, warmup=2)
+            out[cell][str(T)] = timed(steps)
+    return out
+
+
+def attention_markdown(cost: dict) -> list[str]:
+    """The attention-cost table: steps/s per T, and t(T_max)/t(T_min) (linear: T_max/T_min)."""
+    cells = list(cost)
+    Ts = list(next(iter(cost.values())))
+    lo, hi = Ts[0], Ts[-1]
+    lines = [
+        "",
+        f"Attention cost (train steps/s of the suite's loop; adding, batch {REF['batch']}, hidden "
+        f"{ATTENTION_HIDDEN}, where the transformer has about the LSTM's parameters; "
+        f"t({hi})/t({lo}) is {int(hi) // int(lo)} for a step time linear in T):",
+        "",
+        "| cell | " + " | ".join(f"T = {T}" for T in Ts) + f" | t({hi})/t({lo}) |",
+        "|---|" + "---|" * (len(Ts) + 1),
+    ]
+    for cell in cells:
+        r = cost[cell]
+        lines.append(f"| {cell} | " + " | ".join(f"{r[T]:.2f}" for T in Ts)
+                     + f" | {r[lo] / r[hi]:.1f} |")  # fmt: skip
+    return lines
 
 
 def suite_vs_fit(cell: str, T: int, steps: int, repeats: int) -> dict:
@@ -677,6 +723,9 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     if dev["backend"] == "jax":
         say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one vmapped step")
         out["populations"] = population_table(cells, gpu, quick)
+    if "transformer" in cells and "lstm" in cells:
+        say("attention: transformer vs LSTM steps/s as T grows")
+        out["attention"] = attention_cost(ATTENTION_LENGTHS[:3] if quick else ATTENTION_LENGTHS)
     if gpu:
         say("GPU: suite vs PyTorch cuDNN at T = 100 and 1000")
         out["gpu"] = gpu_lengths(cells, 50 if quick else 200)
@@ -814,6 +863,8 @@ def to_markdown(res: dict) -> str:
                 cols += [f"{r['suite_steps_s']:.1f}", f"{ref:.1f}" if ref else "n/a (no torch)",
                          f"{r['suite_steps_s'] / ref:.2f}" if ref else "n/a"]  # fmt: skip
             lines.append(f"| {cell} | " + " | ".join(cols) + " |")
+    if res.get("attention"):
+        lines += attention_markdown(res["attention"])
     if res.get("populations"):
         pops = res["populations"]
         sizes = list(next(iter(next(iter(pops.values())).values()))["model_steps_s"])

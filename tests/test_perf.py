@@ -138,3 +138,21 @@ def test_save_and_log_logs_only_perfs_own_files(tmp_path):
     run = client.search_runs([client.get_experiment_by_name("rnnbench-perf").experiment_id])[0]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "perf")}
     assert logged == {"perf/perf.json", "perf/perf.md"}
+
+
+def test_attention_cost_measures_both_cells_at_every_length_and_tables_them():
+    """A real (tiny) measurement: the suite's loop for the LSTM and the transformer at two
+    lengths; the table gives steps/s per T and t(T_max)/t(T_min) per cell."""
+    from suite.perf import attention_cost, attention_markdown
+
+    cost = attention_cost(lengths=(8, 16), steps=2)
+    assert set(cost) == {"lstm", "transformer"}
+    for cell, by_T in cost.items():
+        assert list(by_T) == ["8", "16"] and all(v > 0 for v in by_T.values()), cell
+    md = "\n".join(attention_markdown(cost))
+    assert "| cell | T = 8 | T = 16 | t(16)/t(8) |" in md
+    ratio = cost["transformer"]["8"] / cost["transformer"]["16"]
+    assert (
+        f"| transformer | {cost['transformer']['8']:.2f} | {cost['transformer']['16']:.2f} | {ratio:.1f} |"
+        in md
+    )
