@@ -868,11 +868,13 @@ def perf_cmd(
 
     dev = configure(device=device, backend=backend)  # --device gpu without a GPU: one line
     from suite.core.memory import check_fits
-    from suite.perf import PERF_POPULATION, perf_configs
+    from suite.perf import ATTENTION_CELL, PERF_POPULATION, attention_configs, perf_configs
 
     gpu = dev["device"] == "gpu"
     try:  # every config perf trains, before anything is measured or logged
         check_fits(perf_configs(chosen, gpu), copies=PERF_POPULATION[gpu])
+        if ATTENTION_CELL in chosen:
+            check_fits(attention_configs(quick), copies=1)
     except ValueError as e:
         need = str(e).split("; use ")[0]  # perf's sizes are fixed: no size flags to suggest
         raise UserError(f"perf: {need}; measure fewer --cells or on a larger machine") from None

@@ -221,6 +221,7 @@ def suite_steps_per_second(
     return statistics.median(timed(steps) for _ in range(repeats))
 
 
+ATTENTION_CELL = "transformer"
 ATTENTION_LENGTHS = (100, 200, 400, 1000)
 ATTENTION_HIDDEN = 64  # the transformer's parameters match the LSTM's at this size (17.3k, 17.2k)
 
@@ -242,6 +243,11 @@ def attention_cost(
             timed = _suite_timer(cell, T, ATTENTION_HIDDEN, warmup=2)
             out[cell][str(T)] = timed(steps)
     return out
+
+
+def attention_lengths(quick: bool) -> tuple[int, ...]:
+    """The lengths the attention section measures (--quick: up to 400)."""
+    return ATTENTION_LENGTHS[:3] if quick else ATTENTION_LENGTHS
 
 
 def attention_markdown(cost: dict) -> list[str]:
@@ -489,7 +495,16 @@ def perf_configs(cells: list[str], gpu: bool) -> list:
 
     T = max(GPU_LENGTHS if gpu else CPU_LENGTHS)
     return [TrainConfig(task=REF["task"], seq_len=T, cell=c, hidden=REF["hidden"],
-                        batch_size=REF["batch"]) for c in cells]  # fmt: skip
+                        batch_size=REF["batch"]) for c in cells if c != ATTENTION_CELL]  # fmt: skip
+
+
+def attention_configs(quick: bool) -> list:
+    """The largest runs of the attention section (one model each), for the memory check."""
+    from suite.core.train import TrainConfig
+
+    T = max(attention_lengths(quick))
+    return [TrainConfig(task=REF["task"], seq_len=T, cell=c, hidden=ATTENTION_HIDDEN,
+                        batch_size=REF["batch"]) for c in ("lstm", ATTENTION_CELL)]  # fmt: skip
 
 
 def installed_backends() -> list[str]:
@@ -669,6 +684,10 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
 
     dev = configure(device=device)
     gpu = dev["device"] == "gpu"
+    # attention is no recurrence: the transformer is measured against the LSTM as T grows
+    # (attention_cost), not by the recurrent goals (linear in T, FLOP/s of the gates, ...)
+    attention = ATTENTION_CELL in cells
+    cells = [c for c in cells if c != ATTENTION_CELL]
     steps, repeats = (60, 2) if quick else (200, 5)
     lengths = CPU_LENGTHS
     say = progress or (lambda msg: None)
@@ -723,9 +742,9 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     if dev["backend"] == "jax":
         say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one vmapped step")
         out["populations"] = population_table(cells, gpu, quick)
-    if "transformer" in cells and "lstm" in cells:
+    if attention:
         say("attention: transformer vs LSTM steps/s as T grows")
-        out["attention"] = attention_cost(ATTENTION_LENGTHS[:3] if quick else ATTENTION_LENGTHS)
+        out["attention"] = attention_cost(attention_lengths(quick))
     if gpu:
         say("GPU: suite vs PyTorch cuDNN at T = 100 and 1000")
         out["gpu"] = gpu_lengths(cells, 50 if quick else 200)
