@@ -723,7 +723,7 @@ def export_cmd(
         "ORT/Keras b64",
         "registered",
     ):
-        table.add_column(col, no_wrap=col in ("task@T", "registered", "clip"))
+        table.add_column(col, no_wrap=col in ("task@T", "registered", "clip", "ops"))
     bad = 0
     for cand in chosen:
         with console.status(

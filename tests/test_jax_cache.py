@@ -42,4 +42,4 @@ def test_the_cache_can_be_turned_off(tmp_path):
                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path,
                   env={"RNNBENCH_JAX_CACHE": "off", "XDG_CACHE_HOME": str(tmp_path / "xdg")})  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
-    assert not (tmp_path / "xdg" / "rnnbench").exists()
+    assert not (tmp_path / "xdg" / "rnnbench" / "jax").exists()

@@ -108,6 +108,8 @@ def parse_treatment(text: str) -> tuple[str, float]:
 
 
 DEFAULT_HIDDEN = 128  # TrainConfig's default; names leave it out
+# final metrics only JAX runs log: how JAX's compilation cache served the run
+JAX_ONLY_METRICS = ("jax_cache_hits", "jax_cache_misses", "jax_compile_seconds_saved")
 
 
 def run_name(

@@ -137,11 +137,16 @@ def run_population_and_log(
                     client.set_tag(rid, ERROR_TAG, error[:5000])
                 client.set_terminated(rid, status)
 
+    from suite.core import jax_cache
+
+    cache_before = jax_cache.counts()
     try:
         results = train_population(configs, callbacks=loggers)
+        cache = jax_cache.since(cache_before)  # the population's one compilation, on each member
         for c, rid, logger, r in zip(configs, run_ids, loggers, results, strict=True):
             with mlflow.start_run(run_id=rid):  # ends FINISHED
                 close_run(r, logger, _requirements(c, log_model))
+                mlflow.log_metrics(cache)
         return list(zip(run_ids, results, strict=True))
     except KeyboardInterrupt:
         end_all("KILLED", "killed")
