@@ -33,7 +33,9 @@ def test_a_second_run_of_one_config_reuses_the_compiled_step(tmp_path):
     m1, m2 = (r.data.metrics for r in runs)
     assert m1["jax_cache_misses"] > 0 and m1["jax_cache_hits"] == 0
     assert m2["jax_cache_misses"] == 0 and m2["jax_cache_hits"] >= m1["jax_cache_misses"]
-    assert m2["jax_compile_seconds_saved"] > 0
+    # JAX's own estimate (compile time recorded minus retrieval time): below zero for a step
+    # this tiny, so only its presence is asserted
+    assert "jax_compile_seconds_saved" in m2 and m1["jax_compile_seconds_saved"] == 0
 
 
 def test_the_cache_can_be_turned_off(tmp_path):

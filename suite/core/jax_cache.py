@@ -12,7 +12,8 @@ cached, however fast it compiled (JAX's own default skips those under one second
 
 Each run logs how the cache served it (:func:`counts`, read before and after training):
 ``jax_cache_hits``, ``jax_cache_misses`` (compilations that found no entry and wrote one)
-and ``jax_compile_seconds_saved``.
+and ``jax_compile_seconds_saved`` (JAX's estimate: the compile time an entry recorded minus
+the time to load it; below zero for executables that compile faster than they load).
 
 Example:
     >>> import jax                                                  # doctest: +SKIP
