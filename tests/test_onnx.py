@@ -865,3 +865,15 @@ def test_task_variants_never_compete_and_name_their_registered_model():
         "r", "delayed_recall", 8, "lstm", "none", "solved", 1, 0.1, {"num_symbols": 8}
     )
     assert delayed.variant == ""  # a default logged explicitly names no variant
+
+
+def test_a_registered_switch_is_kept_when_this_measurement_tried_no_switch():
+    """Re-export under other load may not try a switch at all: the registered switch is kept
+    when both of its branches passed parity now (a CI failure: a new version every time)."""
+    from suite.deploy.export import _parity_ok
+
+    now = {"parity": {"native": {"ok": True}, "scan": {"ok": True}}}  # no "switch" measured
+    assert _parity_ok(now, "switch", "native<=4<scan") and _parity_ok(now, "scan", None)
+    assert not _parity_ok({"parity": {"native": {"ok": True}, "scan": {"ok": False}}}, "switch",
+                          "native<=4<scan")  # fmt: skip
+    assert not _parity_ok(now, "switch", None)

@@ -499,6 +499,17 @@ def content_sha256(proto) -> str:
     return hashlib.sha256(copy.SerializeToString()).hexdigest()
 
 
+def _parity_ok(record: dict, form: str, switch: str | None) -> bool:
+    """Whether ``form`` passed this measurement's parity check; a switch, whether both of its
+    branches did (this measurement may not have tried a switch at all)."""
+    from suite.deploy.onnx_build import parse_switch_label
+
+    if form == "switch" and switch:
+        low, _, high = parse_switch_label(switch)
+        return all(record["parity"].get(f, {}).get("ok") for f in (low, high))
+    return bool(record["parity"].get(form, {}).get("ok"))
+
+
 def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Path) -> dict:
     """Export, check, log and register one run; returns the checks for printing."""
     import mlflow
@@ -550,7 +561,7 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
     forms = measure_forms(model, cand.cell, task)
     proto, version, forms["kept_from"] = None, None, None
     prior = registered_form(client, name, cand.run_id)
-    if prior and forms["parity"].get(prior[1], {}).get("ok"):  # keep this run's registered form
+    if prior and _parity_ok(forms, prior[1], prior[2]):  # keep this run's registered form
         proto = graph_for(model, cand.cell, task, meta, forms, prior[1], prior[2])
         version = reusable_version(client, name, cand.run_id, content_sha256(proto))
     if version is not None:  # the same graph as before: noise in the timing churns no version
