@@ -188,8 +188,7 @@ def build_onnx(
             batches up to ``max_low_batch``, ``high`` the larger ones [default:
             ``DEFAULT_SWITCH``].
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     from tasks import PER_STEP_CLASS
 
@@ -230,7 +229,16 @@ def build_onnx(
             helper.make_node("MatMul", [last, "head_W"], ["logits_nb"]),
             helper.make_node("Add", ["logits_nb", "head_b"], [OUTPUT_NAME]),
         ]
-    out_dim = kernel.shape[1]
+    return finish_model(nodes, inits, cell, task, kernel.shape[1], per_step, meta)
+
+
+def finish_model(nodes, inits, cell: str, task, out_dim: int, per_step: bool, meta: dict):
+    """The checked ModelProto of ``nodes``: input ``x`` [batch, time, features], output ``y``
+    ([batch, time, out_dim] per step, else [batch, out_dim]), opset ``OPSET``, ``meta`` as
+    its metadata props (every exported cell's graph ends here)."""
+    import onnx
+    from onnx import TensorProto, helper
+
     out_shape = ["batch", "time", out_dim] if per_step else ["batch", out_dim]
     graph = helper.make_graph(
         nodes,
@@ -247,7 +255,7 @@ def build_onnx(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnbench"
     )
     proto.ir_version = min(proto.ir_version, 10)  # readable by older onnxruntime releases too
-    helper.set_model_props(proto, {k: str(v) for k, v in meta.items()})
+    helper.set_model_props(proto, {k: str(v) for k, v in (meta or {}).items()})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

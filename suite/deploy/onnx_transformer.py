@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from suite.deploy.onnx_build import INPUT_NAME, OPSET, OUTPUT_NAME
+from suite.deploy.onnx_build import INPUT_NAME, OUTPUT_NAME, finish_model
 
 MASKED_SCORE = -1e9  # a future position's attention score before the softmax
 
@@ -118,7 +118,6 @@ def build_transformer_onnx(model, task, metadata: dict | None = None):
         task: the task it was trained on (output kind, widths).
         metadata: string key/values stored as the model's metadata props.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from tasks import PER_STEP_CLASS
@@ -169,23 +168,5 @@ def build_transformer_onnx(model, task, metadata: dict | None = None):
         helper.make_node("MatMul", ["enc" if per_step else "enc_last", "head_W"], ["logits_nb"]),
         helper.make_node("Add", ["logits_nb", "head_b"], [OUTPUT_NAME]),
     ]
-    out_dim = weights["head_W"].shape[1]
-    out_shape = ["batch", "time", out_dim] if per_step else ["batch", out_dim]
-    graph = helper.make_graph(
-        nodes,
-        f"rnnbench_{task.name}_transformer",
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["batch", "time", task.input_dim]
-            )
-        ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)],
-        initializer=inits,
-    )
-    proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnbench"
-    )
-    proto.ir_version = min(proto.ir_version, 10)  # readable by older onnxruntime releases too
-    helper.set_model_props(proto, {k: str(v) for k, v in (metadata or {}).items()})
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
+    return finish_model(nodes, inits, "transformer", task, weights["head_W"].shape[1], per_step,
+                        metadata)  # fmt: skip
