@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from functools import partial
 from pathlib import Path
 
 from suite.findings.answer import QUESTION, answer, decided, untestable_lines
@@ -254,6 +255,16 @@ def render_markdown(
     """report.md: the answer first, then the claims it decided and those it could not test,
     the verdict, the solve table, the extra sections (critical length, ONNX), the figures,
     the rules and the per-run table."""
+    return _join([*_sections(data, figures, extra_sections), runs_markdown(data, run_link)])
+
+
+def _join(parts: list[str]) -> str:
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _sections(data: SweepData, figures: list[str], extra_sections: list[str] | None) -> list[str]:
+    """Every section of the report but the per-run table (the one part report.md and
+    report.html write differently)."""
     findings = check_claims(data)
     parts = [
         f"# rnnbench report: sweep `{data.name}`",
@@ -266,9 +277,8 @@ def render_markdown(
         *(extra_sections or []),
         *(f"## {FIGURE_TITLES.get(f, f)}\n\n![{f}]({f})" for f in figures if f != KEY_FIGURE),
         rules_markdown(),
-        runs_markdown(data, run_link),
     ]
-    return "\n\n".join(p for p in parts if p) + "\n"
+    return parts
 
 
 RUN_COLUMNS = ("task", "T", "cell", "clip", "optimizer", "seed", "status", "steps",
@@ -406,11 +416,10 @@ def write_report(
     onnx = onnx_section(data)
     if onnx:
         extra.append(onnx)
-    (out / "report.md").write_text(render_markdown(data, written, extra))
+    sections = _sections(data, written, extra)  # claims and verdict decided once for both
+    (out / "report.md").write_text(_join([*sections, runs_markdown(data)]))
     base = ui_base(data.tracking_uri, ui_url)
-    linked = render_markdown(
-        data, written, extra, run_link=lambda rid: run_url(base, data.experiment_id, rid)
-    )
+    linked = _join([*sections, runs_markdown(data, partial(run_url, base, data.experiment_id))])
     (out / "report.html").write_text(
         render_html(linked, out, f"rnnbench report: sweep {data.name}")
     )
