@@ -166,7 +166,43 @@ def population(backend: str) -> dict:
         ),
         "frozen_window_steps": float(jnp.asarray(st.state["window"]["steps"])[1]),
     }
+    # the GPU's layout (all members in one vmap) and the CPU's (one after another in the same
+    # compiled step): the same states, with a frozen member, after a few steps
+    from suite.core.population import members_per_call
+
+    states = {}
+    for chunk in (3, 1, 2):
+        models = [build_model("gru", task, hidden=8, seed=s) for s in range(3)]
+        st = PopulationStepper(models, task, make_optimizer(cfg), make_loss(task),
+                               cfg.clip_spec, chunk=chunk)  # fmt: skip
+        st.set_active(np.array([True, False, True]))
+        for i in range(3):
+            xs, ys = zip(
+                *(task.generate(16, np.random.default_rng(10 * i + m)) for m in range(3)),
+                strict=True,
+            )
+            st.train_step(np.stack(xs), np.stack(ys))
+        states[chunk] = [np.array(a) for a in st.state["trainable"]]
+    out["layouts"] = {
+        "max_diff": max(
+            float(np.max(np.abs(a - b)))
+            for c in (1, 2)
+            for a, b in zip(states[c], states[3], strict=True)
+        ),  # fmt: skip
+        "moved": any(
+            not np.allclose(a[0], b) for a, b in zip(states[3], before_all(task), strict=True)
+        ),  # fmt: skip
+        "cpu_chunk": members_per_call(16, "cpu"),
+        "gpu_chunk": members_per_call(16, "gpu"),
+    }
     return out
+
+
+def before_all(task):
+    """The initial trainable weights of the layouts' first member (GRU, hidden 8, seed 0)."""
+    from suite.core.models import build_model
+
+    return [np.asarray(v) for v in build_model("gru", task, hidden=8, seed=0).trainable_variables]
 
 
 def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = "10") -> dict:

@@ -14,10 +14,21 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def new_store(path) -> str:
+    """Create an empty sqlite tracking store at ``path`` as every rnnbench command does
+    (``tracking.store.init_store``: a copy of the cached empty store, not MLflow's seconds of
+    migrations per new file); returns its URI."""
+    from tracking.store import init_store
+
+    uri = f"sqlite:///{path}"
+    init_store(uri)
+    return uri
+
+
 @pytest.fixture
 def sqlite_uri(tmp_path):
-    """A fresh sqlite tracking store in the test's own folder."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    """A fresh, empty sqlite tracking store in the test's own folder."""
+    return new_store(tmp_path / "mlflow.db")
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from conftest import log_fake_run, run_cli
+from conftest import log_fake_run, new_store, run_cli
 
 from suite.study.critical import (
     Bracket,
@@ -579,8 +579,7 @@ def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_bracket
     assert ref.returncode == 0, ref.stderr[-3000:]
     ref_record, _ = _critical_record(ref_uri, tmp_path, "ref")
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.MlflowClient(uri).search_experiments()  # the store exists before the sweep polls it
+    uri = new_store(tmp_path / "mlflow.db")  # the store exists before the sweep polls it
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     err = open(tmp_path / "sweep.err", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "suite.cli", *base, uri], cwd=tmp_path,

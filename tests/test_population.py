@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import new_store, run_cli
 from test_backends import probe
 
 pytest.importorskip("jax")
@@ -55,6 +55,15 @@ def test_a_frozen_member_does_not_move(pop):
     assert pop["mask"]["live_moved"]
     assert not pop["mask"]["frozen_moved"]
     assert pop["mask"]["frozen_window_steps"] == 0.0
+
+
+def test_the_cpu_and_gpu_layouts_of_a_population_step_agree(pop):
+    """A CPU runs the members one after another in the compiled step, a GPU vmaps them all
+    (``members_per_call``); chunks in between too: the same states to float rounding."""
+    layouts = pop["layouts"]
+    assert (layouts["cpu_chunk"], layouts["gpu_chunk"]) == (1, 16)
+    assert layouts["moved"]  # the steps trained: the comparison is not of untouched weights
+    assert layouts["max_diff"] < 1e-5, layouts
 
 
 def test_sweep_trains_populations_tracks_members_and_resumes_per_member(tmp_path):
@@ -126,8 +135,8 @@ def test_a_population_sweep_killed_with_sigkill_then_rerun_finishes_each_config_
         'clips = ["none", "global_clipnorm=1"]\nseeds = [0, 1, 2]\n'
         "[train]\nhidden = 8\nmax_steps = 600\neval_every = 50\n"
     )
+    new_store(uri[len("sqlite:///") :])  # create the store first
     client = mlflow.MlflowClient(uri)
-    client.search_experiments()  # create the store first (one migration, not two at once)
     args = ["--backend", "jax", "--population", "3", "--workers", "1", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [sys.executable, "-m", "suite.cli", "sweep", "k.toml", *args]
@@ -198,3 +207,27 @@ def test_a_population_refuses_max_seconds_in_one_line(tmp_path):
     )  # fmt: skip
     if auto.returncode == 0:  # a GPU here: auto would mean 64, the time cap makes it 1
         assert "populations of up to" not in auto.stdout, auto.stdout
+
+
+def test_population_auto_on_a_cpu_leaves_a_job_per_worker_and_spares_time_capped_runs(tmp_path):
+    """auto on JAX on a CPU: populations of up to 16 seeds, at least one job per worker; a
+    spec with max_seconds trains every run alone; TensorFlow never groups."""
+    spec = ('name = "auto"\ntasks = ["adding"]\nseq_lens = [5]\ncells = ["gru"]\nclips = ["none"]\n'
+            "seeds = [0, 1, 2, 3]\n[train]\nhidden = 4\nmax_steps = 10\n")  # fmt: skip
+    (tmp_path / "a.toml").write_text(spec)
+    (tmp_path / "c.toml").write_text(spec + "max_seconds = 5\n")
+
+    def head(name, *args):
+        out = run_cli("sweep", name, "--dry-run", "--device", "cpu", *args, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.splitlines()[0]
+
+    assert "as 2 jobs (2 populations of up to 2)" in head(
+        "a.toml", "--backend", "jax", "--workers", "2"
+    )
+    assert "as 1 jobs (1 populations of up to 4)" in head(
+        "a.toml", "--backend", "jax", "--workers", "1"
+    )
+    assert "populations" not in head("c.toml", "--backend", "jax", "--workers", "1")
+    assert "populations" not in head("a.toml", "--backend", "tensorflow", "--workers", "1")
+    assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing

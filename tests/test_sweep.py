@@ -10,7 +10,7 @@ import time
 import tomllib
 
 import pytest
-from conftest import run_cli
+from conftest import new_store, run_cli
 
 from suite.study.spec import load_spec
 
@@ -114,8 +114,7 @@ def test_dry_run_on_a_fresh_store_writes_nothing(tmp_path):
 def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
     spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("max_steps = 10", "max_steps = 40")
     (tmp_path / "k.toml").write_text(spec)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _runs(uri)  # create the store first: two processes must not migrate a new sqlite file at once
+    uri = new_store(tmp_path / "mlflow.db")  # the store exists before the sweep polls it
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [
         sys.executable,
@@ -296,8 +295,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
         "max_steps = 4000",  # still running when Ctrl-C comes, even under load
     )
     (tmp_path / "c.toml").write_text(spec)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _runs(uri)  # create the store first
+    uri = new_store(tmp_path / "mlflow.db")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [
         sys.executable,

@@ -2,7 +2,9 @@
 
 On a GPU one small RNN leaves the device nearly idle; ``jax.jit(jax.vmap(step))`` over the
 stacked Keras stateless variables of P models trains them all in one step (measured on an
-H100, LSTM at T = 100: 64 models at 29x the model-steps/s of one). On a CPU it gains nothing.
+H100, LSTM at T = 100: 64 models at 29x the model-steps/s of one). On a CPU the members run
+one after another inside the one compiled step (``jax.lax.map``; vmap is slower per model
+there): 1.1-1.3x the model-steps/s of one model alone (:func:`members_per_call`).
 
 Each member is the run it would be alone: its own initial weights and data stream (from its
 seed), its own validation set, the same Keras optimizer and clipping (the members share one
@@ -85,21 +87,56 @@ def split_populations(configs: list[TrainConfig], size: int) -> list[list[TrainC
     return out
 
 
-class PopulationStepper:
-    """One vmapped, jitted step over P models' stacked state, with a mask of live members."""
+def members_per_call(P: int, platform: str) -> int:
+    """How many members one vectorised call of the population's step computes at once.
 
-    def __init__(self, models, task, optimizer, loss_fn, clip, omega=0.0) -> None:
+    On a GPU all of them (``jax.vmap``): one small RNN leaves the device idle. On a CPU one:
+    the members run one after another inside the same compiled step (``jax.lax.map``), which
+    keeps each member's working set in cache and pays the per-step dispatch once for all.
+    Measured on this 2-core CPU (JAX, hidden 64, T = 100, 16 members, model-steps/s vs one
+    model alone): vmap 0.77x (SimpleRNN) and 1.0x (LSTM), chunks of 4 vmapped 0.97x / 0.98x,
+    one after another 1.1-1.3x / 1.3x.
+    """
+    return P if platform != "cpu" else 1
+
+
+def _over_members(fn, chunk: int, P: int):
+    """``fn`` of one member's arguments -> the same over stacked members, ``chunk`` at once."""
+    import jax
+
+    if chunk >= P:
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(
+        lambda a: fn(*a), args, batch_size=None if chunk == 1 else chunk
+    )
+
+
+class PopulationStepper:
+    """One jitted step over P models' stacked state, with a mask of live members.
+
+    Args:
+        chunk: members computed at once by one vectorised call (default
+            :func:`members_per_call` for the platform JAX runs on); the rest of the
+            population follows in the same compiled step.
+    """
+
+    def __init__(
+        self, models, task, optimizer, loss_fn, clip, omega=0.0, chunk: int | None = None
+    ) -> None:
         import jax
         import jax.numpy as jnp
 
         from suite.core.steps.jax_step import initial_state, member_functions
 
         self.models, self.task, self.P = models, task, len(models)
+        if chunk is None:
+            chunk = members_per_call(self.P, jax.default_backend())
+        self.chunk = max(1, min(chunk, self.P))
         fns = member_functions(models[0], task, optimizer, loss_fn, clip, omega)
         self._y_dtype = fns.y_dtype
         states = [initial_state(m, optimizer) for m in models]
         self.state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-        vstep = jax.vmap(fns.step)
+        vstep = _over_members(fns.step, self.chunk, self.P)
 
         def masked_step(state, active, x, y):
             new = vstep(state, x, y)
@@ -110,8 +147,8 @@ class PopulationStepper:
             return jax.tree.map(keep, new, state)
 
         self._step = jax.jit(masked_step, donate_argnums=0)
-        self._predict = jax.jit(jax.vmap(fns.predict))
-        self._profile = jax.jit(jax.vmap(fns.profile))
+        self._predict = jax.jit(_over_members(fns.predict, self.chunk, self.P))
+        self._profile = jax.jit(_over_members(fns.profile, self.chunk, self.P))
         self.set_active(np.ones(self.P, bool))
 
     def set_active(self, active: np.ndarray) -> None:

@@ -622,7 +622,11 @@ def export_one(cand: Candidate, tracking_uri: str, experiment: str, out_dir: Pat
         mlflow.log_dict(parity, "parity.json")
         mlflow.log_dict(forms, "graph_forms.json")
         if not reused:  # the same run's unchanged ONNX keeps its version (no duplicate artifact)
-            info = mlflow.onnx.log_model(proto, name="model", registered_model_name=name)
+            # the requirements named, not inferred: inference imports the model in a subprocess
+            info = mlflow.onnx.log_model(
+                proto, name="model", registered_model_name=name,
+                pip_requirements=mlflow.onnx.get_default_pip_requirements(),
+            )  # fmt: skip
             version = str(info.registered_model_version)
             client.set_model_version_tag(name, version, SOURCE_RUN_TAG, cand.run_id)
             client.set_model_version_tag(name, version, ONNX_SHA_TAG, sha)
