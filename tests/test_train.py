@@ -47,7 +47,10 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
                 "lstm": "delayed_recall", "chrono_lstm": "delayed_recall", "gru": "copy",
                 "relu_rnn": "adding", "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall",
                 "transformer": "copy"}  # fmt: skip
-    for i, clip in enumerate(CLIPS):
+    # every cell unclipped (its logged model reloaded) and with one clip kind, in turn: the
+    # cells share the clipping code, so each clip kind runs on three or more cells
+    turn = CLIPS[1 + list(CELLS).index(cell) % (len(CLIPS) - 1)]
+    for i, clip in enumerate(("none", turn)):
         cfg = TrainConfig(task=task_for[cell], cell=cell, clip=clip, seed=i, **TINY)
         run_id, result = run_and_log(cfg, sqlite_uri, "layout", log_model=(i == 0))
         run = client.get_run(run_id)
