@@ -781,11 +781,15 @@ def test_infer_errors(store, tmp_path):
         assert len(lines) == 1 and named in lines[0], (args, out.stderr)
 
 
-def test_export_errors(tmp_path, sqlite_uri):
+def test_export_errors(tmp_path):
     out = run_cli("export", "--all", cwd=tmp_path)  # no store in the working dir
     assert out.returncode == 2 and "no runs to export" in out.stderr
     assert not (tmp_path / "mlflow.db").exists()
     import mlflow
+    from conftest import new_store
+
+    (tmp_path / "elsewhere").mkdir()
+    sqlite_uri = new_store(tmp_path / "elsewhere" / "mlflow.db")
 
     mlflow.MlflowClient(sqlite_uri).create_experiment("empty")
     out = run_cli(
