@@ -616,6 +616,7 @@ def torch_reference(
 
 POP_HIDDEN = 64  # the population table's hidden size (as in the H100 measurement of the issue)
 POP_GOAL = {"size": 64, "speedup": 25.0, "cells": ("lstm", "gru"), "seq_len": 100}
+POP_CPU_GOAL = 1.0  # model-steps/s of 16 members / one model alone, every cell, on a CPU
 
 
 def population_rate(cell: str, T: int, P: int, steps: int) -> float:
@@ -740,7 +741,7 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
             out["cells"][cell].setdefault("latency_other", {})[b] = lat
     tmp.cleanup()
     if dev["backend"] == "jax":
-        say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one vmapped step")
+        say("populations: model-steps/s for 1, 16 (and 64 on a GPU) models in one compiled step")
         out["populations"] = population_table(cells, gpu, quick)
     if attention:
         say("attention: transformer vs LSTM steps/s as T grows")
@@ -888,11 +889,15 @@ def to_markdown(res: dict) -> str:
         pops = res["populations"]
         sizes = list(next(iter(next(iter(pops.values())).values()))["model_steps_s"])
         goal = POP_GOAL
+        cpu = res.get("device") != "gpu"
+        layout = ("the members one after another (jax.lax.map)" if cpu
+                  else "all members in one jax.vmap")  # fmt: skip
         lines += [
             "",
-            f"Populations (JAX, one vmapped step; adding, batch {REF['batch']}, hidden {POP_HIDDEN}; "
-            f"model-steps/s, speedup over one model; goal: >= {goal['speedup']:.0f}x at "
-            f"{goal['size']} members for {'/'.join(goal['cells'])} at T = {goal['seq_len']} on a GPU):",
+            f"Populations (JAX, one compiled step: {layout}; adding, batch {REF['batch']}, "
+            f"hidden {POP_HIDDEN}; model-steps/s, speedup over one model; goal: >= "
+            f"{goal['speedup']:.0f}x at {goal['size']} members for {'/'.join(goal['cells'])} at "
+            f"T = {goal['seq_len']} on a GPU, >= {POP_CPU_GOAL:.1f}x at 16 for every cell on a CPU):",
             "",
             "| cell | T | "
             + " | ".join(f"P={P}" for P in sizes)
@@ -908,6 +913,8 @@ def to_markdown(res: dict) -> str:
                     and int(sizes[-1]) == goal["size"]
                 )
                 mark = f" {_mark(sp, goal['speedup'], True)}" if judged else ""
+                if cpu and sizes[-1] == "16":
+                    mark = f" {_mark(sp, POP_CPU_GOAL, True)}"
                 rates = " | ".join(f"{r['model_steps_s'][P]:.0f}" for P in sizes)
                 lines.append(f"| {cell} | {T} | {rates} | {sp:.1f}x{mark} |")
     s = res.get("sweep")
