@@ -14,6 +14,24 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+TINY_SPEC = """
+name = "tiny"
+tasks = ["adding"]
+seq_lens = [6]
+cells = ["simple_rnn", "gru"]
+clips = ["none", "global_clipnorm=1"]
+seeds = [0]
+
+[train]
+hidden = 4
+batch_size = 8
+max_steps = 10
+eval_every = 5
+val_size = 16
+profile_size = 8
+"""  # the tiny sweep spec of the sweep, report and shared-server tests (each derives its own)
+
+
 def new_store(path) -> str:
     """Create an empty sqlite tracking store at ``path`` as every rnnbench command does
     (``tracking.store.init_store``: a copy of the cached empty store, not MLflow's seconds of

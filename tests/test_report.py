@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from conftest import log_fake_run, run_cli
+from conftest import TINY_SPEC, log_fake_run, run_cli
 
-TINY_SWEEP = """
-name = "tinyreport"
-tasks = ["adding", "delayed_recall"]
-seq_lens = [6]
-cells = ["simple_rnn", "gru"]
-clips = ["none", "clipvalue=0.5"]
-seeds = [0]
-
-[train]
-hidden = 4
-batch_size = 8
-max_steps = 10
-eval_every = 5
-val_size = 16
-profile_size = 8
-
+TINY_SWEEP = (
+    TINY_SPEC.replace('name = "tiny"', 'name = "tinyreport"')
+    .replace('tasks = ["adding"]', 'tasks = ["adding", "delayed_recall"]')
+    .replace('"global_clipnorm=1"', '"clipvalue=0.5"')
+    + """
 [overrides.adding]
 optimizer = "sgd"   # a huge learning rate: these runs diverge
 lr = 1000.0
 """
+)
 
 
 @pytest.fixture(scope="module")

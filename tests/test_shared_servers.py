@@ -14,24 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUTH_ADMIN, _free_port, run_cli
+from conftest import AUTH_ADMIN, TINY_SPEC, _free_port, run_cli
 
-TINY = """
-name = "tiny"
-tasks = ["adding"]
-seq_lens = [6]
-cells = ["simple_rnn"]
-clips = ["none", "global_clipnorm=1"]
-seeds = [0]
-
-[train]
-hidden = 4
-batch_size = 8
-max_steps = 10
-eval_every = 5
-val_size = 16
-profile_size = 8
-"""
+TINY = TINY_SPEC.replace('cells = ["simple_rnn", "gru"]', 'cells = ["simple_rnn"]')
 
 NO_CREDENTIALS = {
     "MLFLOW_TRACKING_USERNAME": "",

@@ -10,26 +10,11 @@ import time
 import tomllib
 
 import pytest
-from conftest import new_store, run_cli
+from conftest import TINY_SPEC, new_store, run_cli
 
 from suite.study.spec import load_spec
 
-TINY = """
-name = "tiny"
-tasks = ["adding"]
-seq_lens = [6]
-cells = ["simple_rnn", "gru"]
-clips = ["none", "global_clipnorm=1"]
-seeds = [0]
-
-[train]
-hidden = 4
-batch_size = 8
-max_steps = 10
-eval_every = 5
-val_size = 16
-profile_size = 8
-"""
+TINY = TINY_SPEC
 
 
 def _runs(uri, experiment="rnnbench"):
