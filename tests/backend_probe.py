@@ -33,24 +33,31 @@ def start(backend: str, cells: str = "") -> dict:
 
     configure(backend=backend, device="cpu")
     from suite.core.models import CELLS, build_model
-    from suite.core.train import TrainConfig, _batches, train
+    from suite.core.steps import make_stepper
+    from suite.core.train import TrainConfig, _batches, make_loss, make_optimizer, train
     from tasks import get_task
 
     out = {}
     for cell in cells.split(",") if cells else CELLS:
         task_name = START_TASK[cell]
-        cfg = dict(task=task_name, seq_len=10, cell=cell, hidden=8, batch_size=16, val_size=64,
-                   clip="global_clipnorm=1", backend=backend)  # fmt: skip
+        cfg = TrainConfig(task=task_name, seq_len=10, cell=cell, hidden=8, batch_size=16,
+                          val_size=64, clip="global_clipnorm=1", backend=backend,
+                          max_steps=40, eval_every=20)  # fmt: skip
         task = get_task(task_name, seq_len=10)
-        model = build_model(cell, task, hidden=8, seed=0)
-        x, y = next(_batches(task, 16, np.random.default_rng(0)))
-        first = train(TrainConfig(max_steps=1, eval_every=1, **cfg)).history[0].metrics
-        later = train(TrainConfig(max_steps=40, eval_every=20, **cfg)).history[-1].metrics
+        model = build_model(cell, task, hidden=8, seed=0)  # the run's model: seed 0
+        weights = _sha(np.asarray(v) for v in model.weights)
+        x, y = next(_batches(task, 16, np.random.default_rng(0)))  # the run's first batch
+        # the first step, by the step train() runs (its window is that one step)
+        stepper = make_stepper(backend, model, task, make_optimizer(cfg), make_loss(task),
+                               cfg.clip_spec)  # fmt: skip
+        stepper.train_step(x, y)
+        first = stepper.read_window()
+        later = train(cfg).history[-1].metrics
         out[cell] = {
-            "weights": _sha(np.asarray(v) for v in model.weights),
+            "weights": weights,
             "data": _sha([x, y]),
-            "first_loss": first["train_loss"],
-            "first_grad_norm": first["grad_norm"],
+            "first_loss": first.train_loss,
+            "first_grad_norm": first.grad_norm,
             "val_loss_40": later["val_loss"],
         }
     return out
