@@ -455,7 +455,7 @@ def sweep_cmd(
     from suite.core.memory import check_fits
 
     try:
-        check_fits(sweep_spec.grid())  # every config of the grid, before the store is opened
+        check_fits(full_grid := sweep_spec.grid())  # every config, before the store is opened
     except ValueError as e:
         raise UserError(f"spec {sweep_spec.origin}: {e}") from None
     uri = _open_store(tracking_uri)
@@ -464,14 +464,9 @@ def sweep_cmd(
         from suite.study.sweep import join_ray
 
         join_ray(ray_address)  # a cluster that cannot be joined: one line, nothing written
-    pop_size = _population_size(
-        population,
-        sweep_backend,
-        device,
-        len(sweep_spec.grid()),
-        min(workers, len(sweep_spec.grid())),
-    )
-    if pop_size > 1 and any(c.max_seconds is not None for c in sweep_spec.grid()):
+    n = len(full_grid)
+    pop_size = _population_size(population, sweep_backend, device, n, min(workers, n))
+    if pop_size > 1 and any(c.max_seconds is not None for c in full_grid):
         if population.strip().lower() != "auto":  # members share one clock: no per-run time cap
             raise UserError(
                 f"--population {population} cannot train runs with max_seconds (the members "

@@ -912,9 +912,10 @@ def to_markdown(res: dict) -> str:
                     and int(T) == goal["seq_len"]
                     and int(sizes[-1]) == goal["size"]
                 )
-                mark = f" {_mark(sp, goal['speedup'], True)}" if judged else ""
                 if cpu and sizes[-1] == "16":
                     mark = f" {_mark(sp, POP_CPU_GOAL, True)}"
+                else:
+                    mark = f" {_mark(sp, goal['speedup'], True)}" if judged else ""
                 rates = " | ".join(f"{r['model_steps_s'][P]:.0f}" for P in sizes)
                 lines.append(f"| {cell} | {T} | {rates} | {sp:.1f}x{mark} |")
     s = res.get("sweep")
