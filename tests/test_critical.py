@@ -423,11 +423,11 @@ seeds = [0]
 [train]
 hidden = 4
 batch_size = 8
-max_steps = 20
+max_steps = 150
 eval_every = 10
 val_size = 16
 profile_size = 8
-"""
+"""  # 150 steps: long enough for the SIGKILL test to catch a run in training
 
 
 @pytest.mark.parametrize(
@@ -448,23 +448,37 @@ def test_bad_critical_input_exits_2_and_writes_nothing(tmp_path, text, args, nam
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
-def test_critical_sweep_end_to_end(tmp_path):
-    """T in {3, 5, 8}, two cells, one seed, 20 steps, real training (TensorFlow)."""
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny critical sweep (T in {3, 5, 8}, two cells, one seed, real TensorFlow training)
+    run once, uninterrupted, with two workers, after its dry run: the end-to-end test goes on
+    from it, the SIGKILL test compares its brackets with it (workers do not change results:
+    test_sweep.py::test_two_workers_match_one_worker)."""
+    root = tmp_path_factory.mktemp("critical")
+    (root / "crit.toml").write_text(TINY)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2")
+    dry = run_cli(*args, "--dry-run", cwd=root)
+    dry_made_a_store = (root / "mlflow.db").exists()
+    out = run_cli(*args, cwd=root)
+    record = _critical_record(uri, root, "first")[0] if out.returncode == 0 else None
+    return SimpleNamespace(root=root, uri=uri, args=args, dry=dry,
+                           dry_made_a_store=dry_made_a_store, out=out, record=record)  # fmt: skip
+
+
+def test_critical_sweep_end_to_end(uninterrupted):
     import mlflow
 
     from tracking import MODE_TAG
 
-    (tmp_path / "crit.toml").write_text(TINY)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2")
-
-    dry = run_cli(*args, "--dry-run", cwd=tmp_path)
+    tmp_path, uri, args = uninterrupted.root, uninterrupted.uri, uninterrupted.args
+    dry = uninterrupted.dry
     assert dry.returncode == 0, dry.stderr
     assert "adding gru none: T in [3, 5, 8] -> round 1 probes T = 5" in dry.stdout
     assert "run              adding-T5-gru-none-h4-s0" in dry.stdout
-    assert "adding-T3" not in dry.stdout and not (tmp_path / "mlflow.db").exists()
+    assert "adding-T3" not in dry.stdout and not uninterrupted.dry_made_a_store
 
-    out = run_cli(*args, cwd=tmp_path)
+    out = uninterrupted.out
     assert out.returncode == 0, out.stderr[-3000:]
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("rnnbench")
@@ -559,7 +573,9 @@ def _brackets(record):
     )  # fmt: skip
 
 
-def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_brackets(tmp_path):
+def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_brackets(
+    uninterrupted, tmp_path
+):
     """SIGKILL after the first run of round 2 (one of its two probes finished, the other
     training), then the same command: the brackets of an uninterrupted sweep, and no config
     with two FINISHED runs (issue 25)."""
@@ -571,13 +587,10 @@ def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_bracket
 
     import mlflow
 
-    spec = TINY.replace("max_steps = 20", "max_steps = 150")  # runs long enough to kill one
-    (tmp_path / "crit.toml").write_text(spec)
-    ref_uri = f"sqlite:///{tmp_path / 'ref.db'}"
+    (tmp_path / "crit.toml").write_text(TINY)
     base = ("sweep", "crit.toml", "--critical", "--workers", "1", "--tracking-uri")
-    ref = run_cli(*base, ref_uri, cwd=tmp_path)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    ref_record, _ = _critical_record(ref_uri, tmp_path, "ref")
+    ref_record = uninterrupted.record
+    assert ref_record is not None, uninterrupted.out.stderr[-3000:]
 
     uri = new_store(tmp_path / "mlflow.db")  # the store exists before the sweep polls it
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
