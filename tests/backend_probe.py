@@ -34,7 +34,7 @@ def start(backend: str, cells: str = "") -> dict:
     configure(backend=backend, device="cpu")
     from suite.core.models import CELLS, build_model
     from suite.core.steps import make_stepper
-    from suite.core.train import TrainConfig, _batches, make_loss, make_optimizer, train
+    from suite.core.train import TrainConfig, _batches, make_loss, make_optimizer
     from tasks import get_task
 
     out = {}
@@ -46,19 +46,25 @@ def start(backend: str, cells: str = "") -> dict:
         task = get_task(task_name, seq_len=10)
         model = build_model(cell, task, hidden=8, seed=0)  # the run's model: seed 0
         weights = _sha(np.asarray(v) for v in model.weights)
-        x, y = next(_batches(task, 16, np.random.default_rng(0)))  # the run's first batch
-        # the first step, by the step train() runs (its window is that one step)
+        batches = _batches(task, 16, np.random.default_rng(0))  # the run's batches
+        x, y = next(batches)
+        data = _sha([x, y])
+        # the run's 40 steps, by the stepper train() drives (one compiled step, not two): the
+        # first step's window, then the validation loss after step 40 (train()'s evaluations
+        # and profiles read the weights and change nothing)
         stepper = make_stepper(backend, model, task, make_optimizer(cfg), make_loss(task),
                                cfg.clip_spec)  # fmt: skip
         stepper.train_step(x, y)
         first = stepper.read_window()
-        later = train(cfg).history[-1].metrics
+        for _ in range(cfg.max_steps - 1):
+            stepper.train_step(*next(batches))
+        x_val, y_val = task.generate(cfg.val_size, np.random.default_rng(cfg.seed + 10**6))
         out[cell] = {
             "weights": weights,
-            "data": _sha([x, y]),
+            "data": data,
             "first_loss": first.train_loss,
             "first_grad_norm": first.grad_norm,
-            "val_loss_40": later["val_loss"],
+            "val_loss_40": stepper.evaluate(x_val, y_val)["val_loss"],
         }
     return out
 
@@ -239,9 +245,20 @@ def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = 
     return out
 
 
+def together(backend: str, uri: str, *more: str) -> dict:
+    """``start``, ``log`` to ``uri`` and each scenario named in ``more``, in this one process
+    (each scenario starts no differently in a process of its own: one Keras start-up, not
+    three), keyed by scenario."""
+    out = {"start": start(backend), "log": log(backend, uri)}
+    for name in more:
+        out[name] = {"semantics": semantics}[name](backend)
+    return out
+
+
 if __name__ == "__main__":
     scenario, backend, *rest = sys.argv[1:]
     result = {
+        "together": together,
         "start": start,
         "semantics": semantics,
         "log": log,

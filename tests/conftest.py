@@ -13,6 +13,22 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The modules that take longest, longest first (seconds of one xdist worker, measured on the
+# 2-core CI machine, 2026-12-03: test_sweep and test_backends ~260 each, test_onnx ~200, then
+# 100-160 each). tox hands whole modules to its workers (--dist loadfile) in collection order
+# (--no-loadscope-reorder): the long ones start first, so the run does not end with one
+# worker busy on a long module while the other waits. Modules not named keep their order.
+LONGEST_FIRST = (
+    "test_sweep.py", "test_backends.py", "test_onnx.py", "test_shared_servers.py",
+    "test_population.py", "test_train.py", "test_critical.py", "test_report.py",
+    "test_transformer.py", "test_hardening.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: ties keep order
+
 
 TINY_SPEC = """
 name = "tiny"

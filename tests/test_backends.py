@@ -36,8 +36,17 @@ def probe(scenario: str, backend: str, *args) -> dict:
 
 
 @pytest.fixture(scope="module")
-def starts():
-    return {b: probe("start", b) for b in BACKENDS}
+def probed(tmp_path_factory):
+    """Per backend, one probe process: the start of every cell, one run logged to a sqlite
+    store (its URI under ``"uri"``), and on JAX the semantics scenario."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('backends') / 'mlflow.db'}"
+    out = {b: probe("together", b, uri, *(["semantics"] if b == "jax" else [])) for b in BACKENDS}
+    return {**out, "uri": uri}
+
+
+@pytest.fixture(scope="module")
+def starts(probed):
+    return {b: probed[b]["start"] for b in BACKENDS}
 
 
 def test_same_data_weights_and_first_step_on_both_backends(starts):
@@ -55,8 +64,8 @@ def test_same_data_weights_and_first_step_on_both_backends(starts):
 
 
 @pytest.fixture(scope="module")
-def jax_semantics():
-    return probe("semantics", "jax")
+def jax_semantics(probed):
+    return probed["jax"]["semantics"]
 
 
 def test_jax_clipping_is_real_and_bounds_the_update(jax_semantics):
@@ -85,11 +94,11 @@ def test_jax_profile_divergence_repeatability_and_no_tensorflow(jax_semantics):
     assert not jax_semantics["tensorflow_loaded"]
 
 
-def test_both_backends_log_the_same_layout(tmp_path):
+def test_both_backends_log_the_same_layout(probed):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    logged = {b: probe("log", b, uri) for b in BACKENDS}
+    uri = probed["uri"]
+    logged = {b: probed[b]["log"] for b in BACKENDS}
     assert not logged["jax"]["tensorflow_loaded"]
     assert logged["jax"]["hash"] != logged["tensorflow"]["hash"]  # different results
     client = mlflow.MlflowClient(uri)

@@ -91,6 +91,7 @@ def test_many_processes_may_open_one_new_store_at_once(tmp_path):
     assert len(c.search_runs([c.get_experiment_by_name("Default").experiment_id])) == 4
 
 
+@pytest.mark.jax
 def test_a_second_invocation_of_a_running_sweep_refuses_and_a_stale_heartbeat_does_not(tmp_path):
     """Two real processes: while `rnnbench sweep` runs, the same command refuses in one line
     (who runs it, how to go on), writing nothing; once the first is killed with SIGKILL and its
@@ -106,12 +107,13 @@ def test_a_second_invocation_of_a_running_sweep_refuses_and_a_stale_heartbeat_do
     spec = tmp_path / "hb.toml"
     spec.write_text(
         'name = "hb"\ntasks = ["adding"]\nseq_lens = [8]\ncells = ["simple_rnn"]\n'
-        'clips = ["none"]\nseeds = [0, 1, 2]\n[train]\nhidden = 4\nmax_steps = 3000\n'
-        "eval_every = 500\n"
-    )
+        'clips = ["none"]\nseeds = [0, 1, 2]\n[train]\nhidden = 4\nmax_steps = 300\n'
+        "eval_every = 100\n"
+    )  # on JAX (half TensorFlow's start-up CPU), each run alone; the parent (and its
+    # heartbeat) exists before the worker's first run starts, so the first is caught running
     uri = f"sqlite:///{tmp_path / 'hb.db'}"
     args = [sys.executable, "-m", "suite.cli", "sweep", str(spec), "--workers", "1",
-            "--tracking-uri", uri]  # fmt: skip
+            "--backend", "jax", "--population", "off", "--tracking-uri", uri]  # fmt: skip
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:

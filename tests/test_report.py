@@ -22,9 +22,12 @@ def tiny_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     (root / "tiny.toml").write_text(TINY_SWEEP)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    # one config crashes (a real segfault drill): the report must still render, marking the gap
+    # one config crashes (a real segfault drill): the report must still render, marking the gap;
+    # on JAX, each run alone (the report reads runs the same from either backend, and JAX
+    # workers start in half TensorFlow's CPU time)
     sweep = run_cli(
-        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "2", cwd=root,
+        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "2", "--backend", "jax",
+        "--population", "off", cwd=root,
         env={"RNNBENCH_CRASH_DRILL": "delayed_recall-T6-gru-clipvalue=0.5-h4-s0"},
     )  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr[-3000:]
@@ -33,6 +36,7 @@ def tiny_report(tmp_path_factory):
     return root, uri, out
 
 
+@pytest.mark.jax
 def test_report_table_counts_and_figures(tiny_report):
     root, uri, out = tiny_report
     md = (root / "rep" / "report.md").read_text()
@@ -102,6 +106,7 @@ PROBE = """<script>window.addEventListener("load", () => {
 });</script></body>"""
 
 
+@pytest.mark.jax
 def test_printed_ui_command_serves_the_report_html_run_links(tiny_report, tmp_path):
     """The UI command `rnnbench report` prints works as printed with no `mlflow` on PATH;
     report.html is one self-contained page that headless Chromium renders with every image
@@ -175,6 +180,7 @@ def _exp_id(uri: str) -> str:
     return mlflow.MlflowClient(uri).get_experiment_by_name("rnnbench").experiment_id
 
 
+@pytest.mark.jax
 def test_report_artifacts_attached_to_parent(tiny_report):
     import mlflow
 
@@ -288,6 +294,7 @@ def test_report_without_runs_is_one_line_exit_2(sqlite_uri, tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.jax
 def test_report_prints_the_runs_table_link(tiny_report):
     import mlflow
 

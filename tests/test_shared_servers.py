@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import AUTH_ADMIN, TINY_SPEC, _free_port, run_cli
 
+from suite.core.jax_cache import CACHE_ENV, cache_dir
+
 TINY = TINY_SPEC.replace('cells = ["simple_rnn", "gru"]', 'cells = ["simple_rnn"]').replace(
     'clips = ["none", "global_clipnorm=1"]', 'clips = ["global_clipnorm=1"]'
 )  # one run: an authenticated server hashes the password on every request (~0.3 s each)
@@ -47,6 +49,7 @@ def _one_line(out) -> str:
     return lines[0]
 
 
+@pytest.mark.jax
 def test_sweep_with_credentials_logs_its_runs_on_an_authenticated_server(auth_server, tmp_path):
     """The README's recipe: the admin creates a user with MLflow's auth client, the user's
     sweep logs every run with MLFLOW_TRACKING_USERNAME/PASSWORD."""
@@ -57,9 +60,10 @@ def test_sweep_with_credentials_logs_its_runs_on_an_authenticated_server(auth_se
     auth.create_user(username="alice", password="alice-pass-123")
     (tmp_path / "tiny.toml").write_text(TINY)
     env = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "alice-pass-123"}
+    # on JAX (half TensorFlow's start-up CPU): credentials do not depend on the backend
     out = run_cli(
         "sweep", "tiny.toml", "--tracking-uri", auth_server, "--experiment", "shared",
-        "--workers", "1", cwd=tmp_path, env=env,
+        "--workers", "1", "--backend", "jax", "--population", "off", cwd=tmp_path, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     runs = _runs(auth_server, "shared")
@@ -120,6 +124,9 @@ def token_cluster(tmp_path_factory):
         "HOME": str(home),
         "RAY_AUTH_MODE": "token",
         "RAY_worker_niceness": "0",  # Ray nices its workers to 15: starved by parallel tests
+        # the cluster's workers train on JAX: the machine's compilation cache, not a new one
+        # under this HOME (suite/core/jax_cache.py)
+        CACHE_ENV: str(cache_dir() or "off"),
     }
     subprocess.run([_ray_bin(), "get-auth-token", "--generate"], env=env, check=True,
                    capture_output=True, timeout=60)  # fmt: skip
@@ -156,7 +163,7 @@ def _ray_sweep(url, tmp_path, address, experiment, env):
     user = {"MLFLOW_TRACKING_USERNAME": AUTH_ADMIN[0], "MLFLOW_TRACKING_PASSWORD": AUTH_ADMIN[1]}
     return run_cli(
         "sweep", "tiny.toml", "--tracking-uri", url, "--experiment", experiment,
-        "--executor", "ray", "--ray-address", address, cwd=tmp_path,
+        "--executor", "ray", "--ray-address", address, "--backend", "jax", cwd=tmp_path,
         env={"HOME": str(tmp_path), **user, **env}, timeout=400,
     )  # fmt: skip
 
@@ -180,6 +187,7 @@ def test_ray_cluster_with_token_auth_refuses_a_driver_without_the_token(
     assert _runs(auth_server, "ray-no-token") == []  # no parent run left RUNNING: none at all
 
 
+@pytest.mark.jax
 def test_ray_cluster_with_token_auth_runs_the_sweep_of_a_driver_with_the_token(
     auth_server, token_cluster, tmp_path
 ):

@@ -15,6 +15,11 @@ from conftest import TINY_SPEC, new_store, run_cli
 from suite.study.spec import load_spec
 
 TINY = TINY_SPEC
+# The sweep machinery (kill -9, a segfault, Ctrl-C) is the same on both backends; these tests
+# run it on JAX, whose workers start in half the CPU time of TensorFlow's and whose runs of one
+# shape compile once (suite/core/jax_cache.py), each run alone as on TensorFlow. The module
+# fixture, the workers and resume tests run the default backend, TensorFlow.
+JAX_ALONE = ("--backend", "jax", "--population", "off")
 
 
 def _runs(uri, experiment="rnnbench"):
@@ -96,6 +101,7 @@ def test_dry_run_on_a_fresh_store_writes_nothing(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.jax
 def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
     spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("max_steps = 10", "max_steps = 40")
     (tmp_path / "k.toml").write_text(spec)
@@ -111,6 +117,7 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
         uri,
         "--workers",
         "1",
+        *JAX_ALONE,
     ]
     err = open(tmp_path / "sweep.err", "wb")  # read by the failure message below
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -138,13 +145,14 @@ def test_kill_9_then_resume_finishes_without_loss_or_duplicates(tmp_path):
         if proc.poll() is None:
             proc.kill()
     time.sleep(1)  # the worker dies with its parent (PR_SET_PDEATHSIG)
-    out = run_cli("sweep", "k.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path)
+    out = run_cli("sweep", "k.toml", "--tracking-uri", uri, "--workers", "1", *JAX_ALONE,
+                  cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     children = _children(_runs(uri))
     by_hash: dict[str, list] = {}
     for r in children:
         by_hash.setdefault(r.data.tags["rnnbench.config_hash"], []).append(r)
-    grid = load_spec(str(tmp_path / "k.toml")).grid()
+    grid = load_spec(str(tmp_path / "k.toml")).with_backend("jax").grid()
     assert len(grid) == 8
     for c in grid:
         statuses = [r.info.status for r in by_hash[c.config_hash()]]
@@ -252,12 +260,13 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, named):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.jax
 def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     victim = "adding-T6-gru-none-h4-s0"
     out = run_cli(
-        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path,
+        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", *JAX_ALONE, cwd=tmp_path,
         env={"RNNBENCH_CRASH_DRILL": victim},
     )  # fmt: skip
     assert out.returncode == 1  # runs FAILED: non-zero, but the sweep went on
@@ -268,12 +277,14 @@ def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
     others = [r for name, r in children.items() if name != victim]
     assert len(others) == 3 and all(r.info.status == "FINISHED" for r in others)
     # resume re-runs only the failed config (without the drill it now finishes)
-    again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=tmp_path)
+    again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", *JAX_ALONE,
+                    cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     finished = [r for r in _children(_runs(uri)) if r.info.status == "FINISHED"]
     assert sorted(r.info.run_name for r in finished) == sorted(children)
 
 
+@pytest.mark.jax
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     spec = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace(
         "max_steps = 10",
@@ -292,6 +303,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
         uri,
         "--workers",
         "2",
+        *JAX_ALONE,
     ]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -176,6 +176,22 @@ def _jax_gpus(jax) -> list:
         return []
 
 
+def jax_gpu_plugin_installed() -> bool:
+    """Whether a JAX GPU backend could load here, answered without importing JAX.
+
+    JAX reaches a GPU only through a PJRT plugin (``jax-cuda12-plugin``, ``jax-cuda13-plugin``,
+    the ROCm ones): a module of the ``jax_plugins`` namespace package or a ``jax_plugins``
+    entry point, which is where JAX itself looks for them. Without one, JAX on this machine is
+    CPU-only, and a sweep driver need not spend the ~2.5 s of ``import jax`` to learn it.
+    """
+    import importlib.metadata as md
+    import importlib.util
+
+    return importlib.util.find_spec("jax_plugins") is not None or bool(
+        md.entry_points(group="jax_plugins")
+    )
+
+
 def check_gpu_visible(backend: str | None = None) -> None:
     """Raise ``DeviceError`` (:data:`NO_GPU`) unless ``backend`` sees a GPU on this machine.
 
@@ -184,7 +200,7 @@ def check_gpu_visible(backend: str | None = None) -> None:
     """
     backend = check_backend(backend or default_backend())
     if backend == "jax":
-        if not _jax_gpus(import_jax()):
+        if not jax_gpu_plugin_installed() or not _jax_gpus(import_jax()):
             raise DeviceError(NO_GPU["jax"])
     elif not import_tensorflow().config.list_physical_devices("GPU"):
         raise DeviceError(NO_GPU["tensorflow"])
