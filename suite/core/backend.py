@@ -176,6 +176,20 @@ def _jax_gpus(jax) -> list:
         return []
 
 
+def gpu_device_nodes() -> bool:
+    """False where no GPU can be visible to any backend, told without importing one: on
+    Linux a GPU reaches a process through its device files (``/dev/nvidia*`` for NVIDIA's
+    driver, ``/dev/kfd`` for ROCm, ``/dev/dxg`` under WSL 2); without any, ``--device gpu``
+    is refused before TensorFlow's ~10 s of import. Elsewhere: True (ask the backend)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    import glob
+
+    return bool(
+        glob.glob("/dev/nvidia*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
+    )
+
+
 def jax_gpu_plugin_installed() -> bool:
     """Whether a JAX GPU backend could load here, answered without importing JAX.
 
@@ -199,6 +213,8 @@ def check_gpu_visible(backend: str | None = None) -> None:
     can refuse ``--device gpu`` before it writes anything.
     """
     backend = check_backend(backend or default_backend())
+    if not gpu_device_nodes():
+        raise DeviceError(NO_GPU[backend])
     if backend == "jax":
         if not jax_gpu_plugin_installed() or not _jax_gpus(import_jax()):
             raise DeviceError(NO_GPU["jax"])
@@ -245,6 +261,8 @@ def configure(
             )
         return _configured
     backend = select_backend(backend or active_backend() or default_backend())
+    if device == "gpu" and not gpu_device_nodes():  # before the backend's seconds of import
+        raise DeviceError(NO_GPU[backend])
     if backend == "jax":
         _configured = _configure_jax(device, threads)
     else:
