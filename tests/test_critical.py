@@ -412,6 +412,7 @@ def test_end_check_reprobes_neighbours_and_flags_non_monotone_outcomes(sqlite_ur
 
 # ----- the CLI: errors, dry run, one tiny real sweep ------------------------------------------
 
+JAX = ("--backend", "jax", "--population", "off")
 TINY = """
 name = "crit"
 tasks = ["adding"]
@@ -450,14 +451,15 @@ def test_bad_critical_input_exits_2_and_writes_nothing(tmp_path, text, args, nam
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The tiny critical sweep (T in {3, 5, 8}, two cells, one seed, real TensorFlow training)
-    run once, uninterrupted, with two workers, after its dry run: the end-to-end test goes on
-    from it, the SIGKILL test compares its brackets with it (workers do not change results:
+    """The tiny critical sweep (T in {3, 5, 8}, two cells, one seed, real training on JAX,
+    each run alone: half TensorFlow's worker start-up CPU) run once, uninterrupted, with two
+    workers, after its dry run: the end-to-end test goes on from it, the SIGKILL test compares
+    its brackets with it (workers do not change results:
     test_sweep.py::test_two_workers_match_one_worker)."""
     root = tmp_path_factory.mktemp("critical")
     (root / "crit.toml").write_text(TINY)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2")
+    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2", *JAX)
     dry = run_cli(*args, "--dry-run", cwd=root)
     dry_made_a_store = (root / "mlflow.db").exists()
     out = run_cli(*args, cwd=root)
@@ -466,6 +468,7 @@ def uninterrupted(tmp_path_factory):
                            dry_made_a_store=dry_made_a_store, out=out, record=record)  # fmt: skip
 
 
+@pytest.mark.jax
 def test_critical_sweep_end_to_end(uninterrupted):
     import mlflow
 
@@ -573,6 +576,7 @@ def _brackets(record):
     )  # fmt: skip
 
 
+@pytest.mark.jax
 def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_brackets(
     uninterrupted, tmp_path
 ):
@@ -588,7 +592,7 @@ def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_bracket
     import mlflow
 
     (tmp_path / "crit.toml").write_text(TINY)
-    base = ("sweep", "crit.toml", "--critical", "--workers", "1", "--tracking-uri")
+    base = ("sweep", "crit.toml", "--critical", "--workers", "1", *JAX, "--tracking-uri")
     ref_record = uninterrupted.record
     assert ref_record is not None, uninterrupted.out.stderr[-3000:]
 
