@@ -262,7 +262,8 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, named):
 
 @pytest.mark.jax
 def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
-    (tmp_path / "tiny.toml").write_text(TINY)
+    # two configs, the victim last: the sweep goes on past a crash to its end
+    (tmp_path / "tiny.toml").write_text(TINY.replace('"none", "global_clipnorm=1"', '"none"'))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     victim = "adding-T6-gru-none-h4-s0"
     out = run_cli(
@@ -275,7 +276,7 @@ def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
     assert children[victim].info.status == "FAILED"
     assert "signal 11" in children[victim].data.tags["rnnbench.error"]
     others = [r for name, r in children.items() if name != victim]
-    assert len(others) == 3 and all(r.info.status == "FINISHED" for r in others)
+    assert len(others) == 1 and all(r.info.status == "FINISHED" for r in others)
     # resume re-runs only the failed config (without the drill it now finishes)
     again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", *JAX_ALONE,
                     cwd=tmp_path)  # fmt: skip
