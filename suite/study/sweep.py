@@ -466,6 +466,10 @@ def join_ray(ray_address: str | None) -> None:
     import logging
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    # Ray's driver tries the cluster's GCS once a second, ~20 times, before it gives up; the
+    # port already answered (above), so a refusal (most often a missing token) is final:
+    # 8 tries (Ray reads this variable; one the user set is kept)
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "8")
     error = None
     with _captured_stderr() as said:  # Ray's C++ client retries loudly on fd 2: keep it aside
         try:
