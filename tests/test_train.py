@@ -47,10 +47,12 @@ def test_every_cell_and_clip_logs_the_layout(cell, sqlite_uri):
                 "lstm": "delayed_recall", "chrono_lstm": "delayed_recall", "gru": "copy",
                 "relu_rnn": "adding", "leaky_rnn": "copy", "sigmoid_rnn": "delayed_recall",
                 "transformer": "copy"}  # fmt: skip
-    # every cell unclipped (its logged model reloaded) and with one clip kind, in turn: the
-    # cells share the clipping code, so each clip kind runs on three or more cells
-    turn = CLIPS[1 + list(CELLS).index(cell) % (len(CLIPS) - 1)]
-    for i, clip in enumerate(("none", turn)):
+    # every cell unclipped (its logged model reloaded); each clip kind on one cell too (the
+    # cells share the clipping code; what each kind does is tested below and in
+    # test_backends.py): the layout of a clipped run, not the clipping, is checked here
+    index = list(CELLS).index(cell)
+    clips = ("none", CLIPS[1 + index]) if index < len(CLIPS) - 1 else ("none",)
+    for i, clip in enumerate(clips):
         cfg = TrainConfig(task=task_for[cell], cell=cell, clip=clip, seed=i, **TINY)
         run_id, result = run_and_log(cfg, sqlite_uri, "layout", log_model=(i == 0))
         run = client.get_run(run_id)
