@@ -191,3 +191,44 @@ def test_jax_device_gpu_without_a_gpu_is_one_line_and_writes_nothing(tmp_path):
         assert "JAX sees no GPU" in out.stderr and "jax-cuda" in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); its last stdout line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_gpu_is_refused_before_the_backend_is_imported_where_no_gpu_device_exists(backend):
+    from suite.core.backend import gpu_device_nodes
+
+    if gpu_device_nodes():
+        pytest.skip("this machine has GPU device files")
+    code = (
+        "import sys\nfrom suite.core.backend import configure, DeviceError\n"
+        f"try:\n    configure(device='gpu', backend={backend!r})\n"
+        "except DeviceError as e:\n    assert 'sees no GPU' in str(e), e\n"
+        "else:\n    raise SystemExit('no error')\n"
+        "print(sorted(m for m in ('tensorflow', 'jax', 'keras') if sys.modules.get(m)))"
+    )
+    assert _fresh(code) == "[]"
+
+
+def test_population_auto_on_a_machine_without_a_gpu_does_not_import_jax():
+    """The sweep driver learns there is no GPU from the device files or the missing JAX GPU
+    plugin (whichever says it first), not from ~2.5 s of `import jax`."""
+    from suite.core.backend import gpu_device_nodes, jax_gpu_plugin_installed
+
+    if gpu_device_nodes() and jax_gpu_plugin_installed():
+        pytest.skip("this machine may have a GPU JAX can use")
+    code = (
+        "import sys\nfrom suite.cli import _population_size, POPULATION_AUTO_CPU\n"
+        "size = _population_size('auto', 'jax', 'auto', configs=40, workers=2)\n"
+        "assert size == POPULATION_AUTO_CPU, size  # the CPU's choice\n"
+        "print(sys.modules.get('jax') is not None)"
+    )
+    assert _fresh(code) == "False"
