@@ -262,10 +262,12 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, named):
 
 @pytest.mark.jax
 def test_a_segfaulting_worker_fails_only_its_run(tmp_path):
-    # two configs, the victim last: the sweep goes on past a crash to its end
+    # two configs, the victim first: the sweep goes on past the crash (a fresh worker)
     (tmp_path / "tiny.toml").write_text(TINY.replace('"none", "global_clipnorm=1"', '"none"'))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    victim = "adding-T6-gru-none-h4-s0"
+    victim = "adding-T6-simple_rnn-none-h4-s0"
+    grid = load_spec(str(tmp_path / "tiny.toml")).with_backend("jax").grid()
+    assert [c.run_name for c in grid] == [victim, "adding-T6-gru-none-h4-s0"]
     out = run_cli(
         "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", *JAX_ALONE, cwd=tmp_path,
         env={"RNNBENCH_CRASH_DRILL": victim},
