@@ -48,6 +48,14 @@ profile_size = 8
 """  # the tiny sweep spec of the sweep, report and shared-server tests (each derives its own)
 
 
+# Sweep options of the tests of sweep machinery that does not depend on the backend (kill -9,
+# a segfault, Ctrl-C, a second invocation, critical sweeps, the report's tiny sweep, shared
+# servers): JAX, whose workers start in about half TensorFlow's CPU time and whose runs of one
+# shape compile once (suite/core/jax_cache.py), each run alone as on TensorFlow. TensorFlow,
+# the default, stays tested by the module sweep, the workers and resume tests.
+JAX_ALONE = ("--backend", "jax", "--population", "off")
+
+
 def new_store(path) -> str:
     """Create an empty sqlite tracking store at ``path`` as every rnnbench command does
     (``tracking.store.init_store``: a copy of the cached empty store, not MLflow's seconds of

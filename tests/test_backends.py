@@ -24,8 +24,15 @@ PROBE = Path(__file__).with_name("backend_probe.py")
 BACKENDS = ("tensorflow", "jax")
 
 
+def _clean_env() -> dict:
+    """This process's environment without what it chose for itself (its store, its backend)."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")
+    }
+
+
 def probe(scenario: str, backend: str, *args) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
+    env = _clean_env()
     out = subprocess.run(
         [sys.executable, str(PROBE), scenario, backend, *args],
         capture_output=True, text=True, timeout=600,
@@ -195,9 +202,8 @@ def test_jax_device_gpu_without_a_gpu_is_one_line_and_writes_nothing(tmp_path):
 
 def _fresh(code: str) -> str:
     """Run ``code`` in a fresh interpreter (nothing imported yet); its last stdout line."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KERAS_BACKEND")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env)  # fmt: skip
+                         timeout=120, env=_clean_env())  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
 

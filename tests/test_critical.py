@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from conftest import log_fake_run, new_store, run_cli
+from conftest import JAX_ALONE, log_fake_run, new_store, run_cli
 
 from suite.study.critical import (
     Bracket,
@@ -412,7 +412,6 @@ def test_end_check_reprobes_neighbours_and_flags_non_monotone_outcomes(sqlite_ur
 
 # ----- the CLI: errors, dry run, one tiny real sweep ------------------------------------------
 
-JAX = ("--backend", "jax", "--population", "off")
 TINY = """
 name = "crit"
 tasks = ["adding"]
@@ -459,7 +458,7 @@ def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("critical")
     (root / "crit.toml").write_text(TINY)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2", *JAX)
+    args = ("sweep", "crit.toml", "--critical", "--tracking-uri", uri, "--workers", "2", *JAX_ALONE)
     dry = run_cli(*args, "--dry-run", cwd=root)
     dry_made_a_store = (root / "mlflow.db").exists()
     out = run_cli(*args, cwd=root)
@@ -592,7 +591,7 @@ def test_critical_sweep_killed_mid_round_with_sigkill_reruns_to_the_same_bracket
     import mlflow
 
     (tmp_path / "crit.toml").write_text(TINY)
-    base = ("sweep", "crit.toml", "--critical", "--workers", "1", *JAX, "--tracking-uri")
+    base = ("sweep", "crit.toml", "--critical", "--workers", "1", *JAX_ALONE, "--tracking-uri")
     ref_record = uninterrupted.record
     assert ref_record is not None, uninterrupted.out.stderr[-3000:]
 

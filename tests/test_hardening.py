@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from conftest import JAX_ALONE, run_cli
 
 
 def _one_line(out):
@@ -113,7 +113,7 @@ def test_a_second_invocation_of_a_running_sweep_refuses_and_a_stale_heartbeat_do
     # heartbeat) exists before the worker's first run starts, so the first is caught running
     uri = f"sqlite:///{tmp_path / 'hb.db'}"
     args = [sys.executable, "-m", "suite.cli", "sweep", str(spec), "--workers", "1",
-            "--backend", "jax", "--population", "off", "--tracking-uri", uri]  # fmt: skip
+            *JAX_ALONE, "--tracking-uri", uri]  # fmt: skip
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY_SPEC, log_fake_run, run_cli
+from conftest import JAX_ALONE, TINY_SPEC, log_fake_run, run_cli
 
 TINY_SWEEP = (
     TINY_SPEC.replace('name = "tiny"', 'name = "tinyreport"')
@@ -22,12 +22,10 @@ def tiny_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     (root / "tiny.toml").write_text(TINY_SWEEP)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    # one config crashes (a real segfault drill): the report must still render, marking the gap;
-    # on JAX, each run alone (the report reads runs the same from either backend, and JAX
-    # workers start in half TensorFlow's CPU time)
+    # one config crashes (a real segfault drill): the report must still render, marking the gap
+    # (on JAX, conftest.JAX_ALONE: the report reads runs the same from either backend)
     sweep = run_cli(
-        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "2", "--backend", "jax",
-        "--population", "off", cwd=root,
+        "sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "2", *JAX_ALONE, cwd=root,
         env={"RNNBENCH_CRASH_DRILL": "delayed_recall-T6-gru-clipvalue=0.5-h4-s0"},
     )  # fmt: skip
     assert sweep.returncode == 1, sweep.stderr[-3000:]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUTH_ADMIN, TINY_SPEC, _free_port, run_cli
+from conftest import AUTH_ADMIN, JAX_ALONE, TINY_SPEC, _free_port, run_cli
 
 from suite.core.jax_cache import CACHE_ENV, cache_dir
 
@@ -63,7 +63,7 @@ def test_sweep_with_credentials_logs_its_runs_on_an_authenticated_server(auth_se
     # on JAX (half TensorFlow's start-up CPU): credentials do not depend on the backend
     out = run_cli(
         "sweep", "tiny.toml", "--tracking-uri", auth_server, "--experiment", "shared",
-        "--workers", "1", "--backend", "jax", "--population", "off", cwd=tmp_path, env=env,
+        "--workers", "1", *JAX_ALONE, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     runs = _runs(auth_server, "shared")

@@ -10,16 +10,11 @@ import time
 import tomllib
 
 import pytest
-from conftest import TINY_SPEC, new_store, run_cli
+from conftest import JAX_ALONE, TINY_SPEC, new_store, run_cli
 
 from suite.study.spec import load_spec
 
 TINY = TINY_SPEC
-# The sweep machinery (kill -9, a segfault, Ctrl-C) is the same on both backends; these tests
-# run it on JAX, whose workers start in half the CPU time of TensorFlow's and whose runs of one
-# shape compile once (suite/core/jax_cache.py), each run alone as on TensorFlow. The module
-# fixture, the workers and resume tests run the default backend, TensorFlow.
-JAX_ALONE = ("--backend", "jax", "--population", "off")
 
 
 def _runs(uri, experiment="rnnbench"):
