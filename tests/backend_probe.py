@@ -246,9 +246,9 @@ def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = 
 
 
 def together(backend: str, uri: str, *more: str) -> dict:
-    """``start``, ``log`` to ``uri`` and each scenario named in ``more``, in this one process
-    (each scenario starts no differently in a process of its own: one Keras start-up, not
-    three), keyed by scenario."""
+    """``start``, ``log`` to ``uri`` and each scenario named in ``more`` (``semantics``), keyed
+    by scenario, in this one process: one Keras start-up, not three (each scenario builds its
+    own models and seeds them, so none depends on what ran before it)."""
     out = {"start": start(backend), "log": log(backend, uri)}
     for name in more:
         out[name] = {"semantics": semantics}[name](backend)
