@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -126,16 +127,24 @@ def mlflow_server(tmp_path_factory):
 AUTH_ADMIN = ("admin", "admin-pass-for-tests-1")
 
 
+def documented_auth_config() -> str:
+    """The basic-auth config file of docs/sharing.md (its ``ini`` block), as a user copies it."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sharing.md").read_text()
+    return doc.split("```ini\n", 1)[1].split("```", 1)[0]
+
+
 @pytest.fixture(scope="session")
 def auth_server(tmp_path_factory):
     """A real `mlflow server --app-name basic-auth` (MLflow's own authentication) on
-    127.0.0.1; its admin is ``AUTH_ADMIN`` (the user store, basic_auth.db, lives in its
-    folder)."""
+    127.0.0.1, with the config file docs/sharing.md gives (verified logins cached); its admin is
+    ``AUTH_ADMIN`` (the user store, basic_auth.db, lives in its folder)."""
+    root = tmp_path_factory.mktemp("auth_server")
+    (root / "basic_auth.ini").write_text(documented_auth_config())
     env = {
         "MLFLOW_AUTH_ADMIN_PASSWORD": AUTH_ADMIN[1],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "tests-only-secret",
+        "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
     }
-    root = tmp_path_factory.mktemp("auth_server")
     yield from _serve(root, "--app-name", "basic-auth", env=env)
 
 

@@ -20,7 +20,7 @@ from suite.core.jax_cache import CACHE_ENV, cache_dir
 
 TINY = TINY_SPEC.replace('cells = ["simple_rnn", "gru"]', 'cells = ["simple_rnn"]').replace(
     'clips = ["none", "global_clipnorm=1"]', 'clips = ["global_clipnorm=1"]'
-)  # one run: an authenticated server hashes the password on every request (~0.3 s each)
+)  # one run: a sweep on an authenticated server is about credentials, not the grid
 
 NO_CREDENTIALS = {
     "MLFLOW_TRACKING_USERNAME": "",

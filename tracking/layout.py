@@ -47,6 +47,7 @@ HEARTBEAT_TAG = "rnnbench.heartbeat"  # on a running sweep parent: unix time of 
 OWNER_TAG = "rnnbench.owner"  # on a sweep parent: host:pid of the process running it
 MODE_TAG = "rnnbench.mode"  # on sweep parents: critical (bisects T; absent: the full grid)
 CRITICAL_ARTIFACT = "critical.json"  # on a critical parent: the bisection's probes per bracket
+PROFILE_ARTIFACT = "grad_profile.json"  # on a training run: ‖∂L/∂x_t‖ per evaluation
 SOURCE_RUN_TAG, WINNER_STATUS_TAG = "rnnbench.source_run", "rnnbench.winner_status"  # exports
 PARENT_TAG = "mlflow.parentRunId"
 TRAINING_RUNS = f"tags.`{HASH_TAG}` != ''"  # search filter: every training run

@@ -20,6 +20,7 @@ from tracking.layout import (
     COMMIT_TAG,
     DEVICE_TAG,
     HASH_TAG,
+    PROFILE_ARTIFACT,
     STATUS_TAG,
     STOP_REASON_TAG,
     TASK_TAG,
@@ -143,7 +144,7 @@ def close_run(result, logger: MlflowLogger, pip_requirements: list[str] | None =
         final["seconds_to_solve"] = float(result.seconds_to_solve)
     mlflow.log_metrics(final, step=result.steps)
     mlflow.set_tags({STATUS_TAG: result.status, STOP_REASON_TAG: result.stop_reason})
-    mlflow.log_dict(logger.profiles, "grad_profile.json")
+    mlflow.log_dict(logger.profiles, PROFILE_ARTIFACT)
     if pip_requirements is not None:
         log_keras_model(result.model, pip_requirements)
 

@@ -732,6 +732,7 @@ def _run_sweep(
     plan, tracking_uri, experiment, executor, ray_address, device, console, pool, population=1
 ):
     import mlflow
+    from mlflow.entities import Param
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -761,21 +762,23 @@ def _run_sweep(
                 KIND_TAG: "sweep",
                 SPEC_HASH_TAG: plan.parent_key,
                 SPEC_NAME_TAG: spec.name,
+                BACKEND_TAG: spec.backend,
                 **({MODE_TAG: plan.mode} if plan.mode else {}),
             },
         )
         parent_id = parent.info.run_id
-        client.log_param(parent_id, "spec", spec.name)
-        client.log_param(parent_id, "origin", spec.origin)
-        client.log_param(parent_id, "grid_size", len(spec.grid()))  # critical: the most it runs
-        if plan.mode:
-            client.log_param(parent_id, "mode", plan.mode)
-        client.log_param(parent_id, "backend", spec.backend)
-        client.set_tag(parent_id, BACKEND_TAG, spec.backend)
-        for key in ("tasks", "seq_lens", "cells", "clips", "seeds"):
-            client.log_param(parent_id, key, ",".join(map(str, getattr(spec, key))))
-        if spec.optimizers:
-            client.log_param(parent_id, "optimizers", " ".join(spec.optimizers))
+        params = {
+            "spec": spec.name,
+            "origin": spec.origin,
+            "grid_size": len(spec.grid()),  # critical: the most it runs
+            **({"mode": plan.mode} if plan.mode else {}),
+            "backend": spec.backend,
+            **{k: ",".join(map(str, getattr(spec, k))) for k in ("tasks", "seq_lens", "cells",
+                                                                  "clips", "seeds")},
+            **({"optimizers": " ".join(spec.optimizers)} if spec.optimizers else {}),
+        }  # fmt: skip
+        # one request (a server with logins checks the password on each)
+        client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(parent_id, spec.source, "sweep.toml")
     outcome = SweepOutcome(parent_id)
     todo = plan.todo
