@@ -152,10 +152,11 @@ def test_train_takes_a_recipe_and_logs_it(tmp_path):
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
+    # on JAX: the recipe is parsed before any backend, and JAX starts in half TensorFlow's time
     out = run_cli(
         "train", "--task", "adding", "-T", "8", "--cell", "simple_rnn", "--hidden", "4",
         "--optimizer", "sgd:lr=0.05,momentum=0.9", "--max-steps", "10", "--eval-every", "10",
-        "--tracking-uri", uri, cwd=tmp_path,
+        "--tracking-uri", uri, "--backend", "jax", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("adding-T8-simple_rnn-none-sgd(lr=0.05,momentum=0.9)-h4-s0: ")
