@@ -67,7 +67,8 @@ def test_resume_skips_finished_configs(tiny_sweep):
     dry = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--dry-run", cwd=root)
     assert dry.returncode == 0
     assert dry.stdout.count("skip (finished)") == 4 and "0 to run" in dry.stdout
-    again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, cwd=root)
+    # one worker: nothing is left to run (each TensorFlow worker costs ~13 s of CPU to start)
+    again = run_cli("sweep", "tiny.toml", "--tracking-uri", uri, "--workers", "1", cwd=root)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {r.info.run_id for r in _runs(uri)} == before  # no new child, parent reused
     fresh = run_cli(
