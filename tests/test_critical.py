@@ -505,7 +505,8 @@ def test_critical_sweep_end_to_end(uninterrupted):
         assert j - i == 1
     assert "longest T solved" in out.stdout and "4 runs trained now" in out.stdout
 
-    again = run_cli(*args, cwd=tmp_path)  # resume: the bisection replays from finished runs
+    # resume: the bisection replays from finished runs (one worker: nothing is left to train)
+    again = run_cli(*args, "--workers", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 runs trained now" in again.stdout
     assert len(client.search_runs([exp.experiment_id], max_results=1000)) == len(runs)
