@@ -724,11 +724,15 @@ def test_report_over_a_real_mlflow_server(mlflow_server, tmp_path):
     import mlflow
 
     rows = [
-        ("adding", 10, "lstm", N, "solved"),
+        ("adding", 10, "lstm", N, "solved", _prof(10, -1.0)),
         ("adding", 10, "simple_rnn", N, "unsolved"),
         ("adding", 10, "simple_rnn", C, "unsolved"),
     ]
-    _sweep(mlflow_server, rows, name="served-report")  # the server is shared by the session
+    data = _sweep(mlflow_server, rows, name="served-report")  # the server is shared by the session
+    # the gradient profiles are read over HTTP from each run's artifact URI (mlflow-artifacts:/)
+    lstm = [r for r in data.runs if r.cell == "lstm"]
+    assert lstm and all(r.artifact_uri.startswith("mlflow-artifacts:/") for r in lstm)
+    assert [r.profiles for r in lstm] == [[decay_profile(10, -1.0)]] * 3
     out = run_cli(
         "report", "--tracking-uri", mlflow_server, "--experiment", "served-report", "--out", "rep",
         cwd=tmp_path,
