@@ -320,16 +320,14 @@ def _seeds(parent, record: dict | None) -> tuple:
         return ()
 
 
-def _download_profile(client, tracking_uri: str, info: RunInfo, dst: str) -> str:
-    """The gradient profile of a run, downloaded into ``dst``: straight from the run's artifact
-    URI when the search that found it gave one (``client.download_artifacts`` asks the store
+def _download_profile(tracking_uri: str, info: RunInfo, dst: str) -> str:
+    """The gradient profile of a run, downloaded into ``dst`` straight from the artifact URI the
+    search that found the run gave (``client.download_artifacts(run_id, ...)`` asks the store
     for the run first: one query more per run, most of a report's reading time on a big
-    sweep), else by run id."""
-    from tracking import PROFILE_ARTIFACT
-
-    if not info.artifact_uri:
-        return client.download_artifacts(info.run_id, PROFILE_ARTIFACT, dst)
+    sweep)."""
     from mlflow.artifacts import download_artifacts
+
+    from tracking import PROFILE_ARTIFACT
 
     uri = f"{info.artifact_uri.rstrip('/')}/{PROFILE_ARTIFACT}"
     return download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=tracking_uri)
@@ -383,7 +381,7 @@ def _load(client, tracking_uri: str, exp_id: str, parent, allow_empty: bool = Fa
                         (h.step, h.value) for h in client.get_metric_history(info.run_id, m)
                     ]
                 try:
-                    path = _download_profile(client, tracking_uri, info, tmp)
+                    path = _download_profile(tracking_uri, info, tmp)
                     prof = json.loads(Path(path).read_text())
                     info.profiles = list(prof.get("norms") or [])
                     info.input_length = _int(prof.get("input_length")) or info.input_length
