@@ -77,7 +77,7 @@ def test_sweep_trains_populations_tracks_members_and_resumes_per_member(tmp_path
     )
     args = ("--backend", "jax", "--population", "2", "--workers", "1", "--tracking-uri", uri)
     dry = run_cli("sweep", spec, "--dry-run", *args, cwd=tmp_path)
-    assert "3 to run as 2 jobs (1 populations of up to 2)" in dry.stdout, dry.stdout
+    assert "3 to run as 2 jobs (1 population of up to 2)" in dry.stdout, dry.stdout
     out = run_cli("sweep", spec, *args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     client = mlflow.MlflowClient(uri)
@@ -225,7 +225,7 @@ def test_population_auto_on_a_cpu_leaves_a_job_per_worker_and_spares_time_capped
     assert "as 2 jobs (2 populations of up to 2)" in head(
         "a.toml", "--backend", "jax", "--workers", "2"
     )
-    assert "as 1 jobs (1 populations of up to 4)" in head(
+    assert "as 1 job (1 population of up to 4)" in head(
         "a.toml", "--backend", "jax", "--workers", "1"
     )
     assert "populations" not in head("c.toml", "--backend", "jax", "--workers", "1")

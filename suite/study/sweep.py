@@ -174,6 +174,11 @@ def estimate_seconds(todo: list[TrainConfig], measured: dict, workers: int) -> t
     return total / max(1, workers), known
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``_count(1, "job")`` -> ``'1 job'``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _duration(seconds: float) -> str:
     m = round(seconds / 60)
     return f"{m // 60} h {m % 60} min" if m >= 60 else f"{max(1, m)} min"
@@ -208,9 +213,13 @@ def dry_run(
     todo = [c for c in grid if c.config_hash() not in done]
     units = plan_jobs(todo, population)
     pops = [u for u in units if len(u) > 1]
-    how = f" as {len(units)} jobs ({len(pops)} populations of up to {population})" if pops else ""
+    how = (
+        f" as {_count(len(units), 'job')} ({_count(len(pops), 'population')} of up to {population})"
+        if pops
+        else ""
+    )
     lines = [
-        f"{len(grid)} configs; {len(done)} finished (skipped on resume); {len(todo)} to run{how}"
+        f"{_count(len(grid), 'config')}; {len(done)} finished (skipped on resume); {len(todo)} to run{how}"
     ]
     if todo and not pops:
         secs, known = estimate_seconds(todo, measured_seconds(tracking_uri, experiment), workers)
