@@ -249,7 +249,10 @@ def together(backend: str, uri: str, *more: str) -> dict:
     """``start``, ``log`` to ``uri`` and each scenario named in ``more`` (``semantics``), keyed
     by scenario, in this one process: one Keras start-up, not three (each scenario builds its
     own models and seeds them, so none depends on what ran before it)."""
+    from suite.core.backend import configure
+
     out = {"start": start(backend), "log": log(backend, uri)}
+    out["configured"] = configure(backend=backend, device="cpu")  # what start() configured
     for name in more:
         out[name] = {"semantics": semantics}[name](backend)
     return out

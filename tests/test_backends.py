@@ -70,6 +70,14 @@ def test_same_data_weights_and_first_step_on_both_backends(starts):
         assert jx[cell]["val_loss_40"] == pytest.approx(tf[cell]["val_loss_40"], rel=2e-2), cell
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc settings (Linux)")
+def test_a_jax_process_keeps_the_memory_its_steps_free(probed):
+    # glibc accepted every setting (mallopt returns 1): a T = 400 step reuses its buffers
+    # instead of faulting them in again (suite.core.backend._keep_freed_memory)
+    assert probed["jax"]["configured"]["malloc_kept"] is True
+    assert "malloc_kept" not in probed["tensorflow"]["configured"]  # TensorFlow: untouched
+
+
 @pytest.fixture(scope="module")
 def jax_semantics(probed):
     return probed["jax"]["semantics"]
