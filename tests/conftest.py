@@ -21,8 +21,8 @@ def _pin_xdist_worker() -> None:
     The tests are CPU-bound and run as many workers as cores (``-n auto``): a Keras process
     that sees every core spins a thread pool per core and competes with the other worker's
     processes. Pinned, a tiny JAX training process took a third less CPU (7.3 s against
-    10.9 s, TensorFlow 10.3 against 11.6, same wall; measured 2026-12-04). A sweep's own
-    workers re-pin themselves (``suite.core.backend``), as they do for a user.
+    10.9 s, TensorFlow 10.3 against 11.6, same wall; measured 2026-12-04). A sweep's JAX
+    workers re-pin themselves to their own cores (``suite.core.backend``), as for a user.
     """
     worker, count = (
         os.environ.get("PYTEST_XDIST_WORKER"),
