@@ -290,9 +290,9 @@ def _pin_cpus() -> None:
 
 
 # glibc malloc settings for a JAX process (mallopt parameter numbers from <malloc.h>)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 _MALLOC_SETTINGS = (
-    (_M_MMAP_THRESHOLD, 32 << 20),  # buffers under 32 MiB come from the heap (glibc's maximum)
+    (_M_MMAP_MAX, 0),  # every buffer from the heap: none mmap'd alone and unmapped on free
     (_M_TRIM_THRESHOLD, 512 << 20),  # freed heap kept for the next step, up to 512 MiB
     (_M_TOP_PAD, 64 << 20),  # the heap grows 64 MiB at a time
 )
@@ -305,9 +305,11 @@ def _keep_freed_memory() -> bool:
     steps) with malloc and frees them at the step's end. With glibc's defaults a buffer of a few
     MiB is mmap'd and handed back to the kernel on free, so the next step faults every page in
     again: at batch 64, hidden 128, a T = 400 SimpleRNN step spent most of its extra time over
-    T = 100 in page faults (t(400)/t(100) 5.9 -> 4.0-4.3; a bare ``lax.scan`` RNN had a tenth of
-    the minor faults). The price: a JAX process holds up to 512 MiB of freed memory instead of
-    returning it. Returns whether the settings took (``False`` off glibc, e.g. macOS: nothing
+    T = 100 in page faults (t(400)/t(100) 5.9 -> 4.0; 60-280 minor faults per step). A
+    threshold of 32 MiB (glibc's largest) instead of no mmap at all held only in a fresh
+    process: after one earlier large allocation (``perf``'s matmul peak; in a sweep worker, an
+    earlier run) the step faulted ~13,000 pages again (61-64 ms instead of 49). The price: a JAX
+    process holds up to 512 MiB of freed memory instead of returning it. Returns whether the settings took (``False`` off glibc, e.g. macOS: nothing
     changes there).
     """
     import ctypes
