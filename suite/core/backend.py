@@ -309,8 +309,8 @@ def _keep_freed_memory() -> bool:
     threshold of 32 MiB (glibc's largest) instead of no mmap at all held only in a fresh
     process: after one earlier large allocation (``perf``'s matmul peak; in a sweep worker, an
     earlier run) the step faulted ~13,000 pages again (61-64 ms instead of 49). The price: a JAX
-    process holds up to 512 MiB of freed memory instead of returning it. Returns whether the settings took (``False`` off glibc, e.g. macOS: nothing
-    changes there).
+    process holds up to 512 MiB of freed memory instead of returning it. Returns whether the
+    settings took (``False`` off glibc, e.g. macOS: nothing changes there).
     """
     import ctypes
     import ctypes.util
