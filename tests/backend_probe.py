@@ -245,6 +245,38 @@ def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = 
     return out
 
 
+def refaults(mib: int = 640) -> int:
+    """Pages a worker thread faults in when it allocates ``mib`` MiB, frees them, and allocates
+    and touches the same size again: what each train step of a long-T JAX model does with its
+    temp block (suite.core.backend._keep_freed_memory). glibc's defaults: the block comes from
+    mmap (a thread arena's heaps hold 64 MiB at most) and goes back on free, so the second
+    touch faults every page again. 640 MiB: over a thread arena's heap and over any trim
+    threshold below it, such as the 512 MiB this suite once used."""
+    import ctypes
+    import ctypes.util
+    import resource
+    import threading
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    size, out = mib << 20, {}
+
+    def work():
+        for attempt in ("first", "again"):
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+            block = libc.malloc(size)
+            libc.memset(block, 1, size)
+            out[attempt] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+            libc.free(block)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return out["again"]
+
+
 def together(backend: str, uri: str, *more: str) -> dict:
     """``start``, ``log`` to ``uri`` and each scenario named in ``more`` (``semantics``), keyed
     by scenario, in this one process: one Keras start-up, not three (each scenario builds its
@@ -253,6 +285,8 @@ def together(backend: str, uri: str, *more: str) -> dict:
 
     out = {"start": start(backend), "log": log(backend, uri)}
     out["configured"] = configure(backend=backend, device="cpu")  # what start() configured
+    if sys.platform == "linux":
+        out["refaults"] = refaults()
     for name in more:
         out[name] = {"semantics": semantics}[name](backend)
     return out

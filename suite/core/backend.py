@@ -290,10 +290,11 @@ def _pin_cpus() -> None:
 
 
 # glibc malloc settings for a JAX process (mallopt parameter numbers from <malloc.h>)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 _MALLOC_SETTINGS = (
+    (_M_ARENA_MAX, 1),  # XLA's worker threads allocate from the main heap, not 64 MiB arenas
     (_M_MMAP_MAX, 0),  # every buffer from the heap: none mmap'd alone and unmapped on free
-    (_M_TRIM_THRESHOLD, 512 << 20),  # freed heap kept for the next step, up to 512 MiB
+    (_M_TRIM_THRESHOLD, -1),  # freed heap kept for the next step: never trimmed
     (_M_TOP_PAD, 64 << 20),  # the heap grows 64 MiB at a time
 )
 
@@ -302,15 +303,23 @@ def _keep_freed_memory() -> bool:
     """Let glibc keep the memory a train step frees, for the next step to reuse.
 
     XLA on a CPU allocates every step's buffers (the activations kept for backprop through T
-    steps) with malloc and frees them at the step's end. With glibc's defaults a buffer of a few
-    MiB is mmap'd and handed back to the kernel on free, so the next step faults every page in
-    again: at batch 64, hidden 128, a T = 400 SimpleRNN step spent most of its extra time over
-    T = 100 in page faults (t(400)/t(100) 5.9 -> 4.0; 60-280 minor faults per step). A
-    threshold of 32 MiB (glibc's largest) instead of no mmap at all held only in a fresh
-    process: after one earlier large allocation (``perf``'s matmul peak; in a sweep worker, an
-    earlier run) the step faulted ~13,000 pages again (61-64 ms instead of 49). The price: a JAX
-    process holds up to 512 MiB of freed memory instead of returning it. Returns whether the
-    settings took (``False`` off glibc, e.g. macOS: nothing changes there).
+    steps, one temp block per step: 50 MiB for a SimpleRNN, 164 MiB for an LSTM, 225 MiB for a
+    GRU at batch 64, hidden 128, T = 400) with malloc from its worker threads and frees them at
+    the step's end. With glibc's defaults each step faulted those pages in again, three ways:
+
+    - a buffer over the mmap threshold is mmap'd alone and unmapped on free (SimpleRNN T = 400:
+      t(400)/t(100) 5.9 -> 4.0 without it);
+    - a worker thread allocates from its own arena, whose heaps are at most 64 MiB: a larger
+      block is mmap'd whatever the mmap settings (LSTM/GRU T = 400: 42,000 faults per step);
+      one arena, the main heap, serves every thread instead;
+    - the main heap is trimmed when its free top exceeds the trim threshold: a GRU step grows
+      it by ~470 MiB and shrinks it again (13,000-20,000 faults per step at a 512 MiB
+      threshold); it is never trimmed.
+
+    Measured 2026-12-04 (this 2-core CPU, ms per step at T = 100 / 400): LSTM 68 / 261 ->
+    43 / 179, GRU 40 / 199 -> 39 / 165-170, no page faults left at T = 400. The price: a JAX
+    process keeps the largest heap it has used (its peak RSS) until it exits. Returns whether
+    the settings took (``False`` off glibc, e.g. macOS: nothing changes there).
     """
     import ctypes
     import ctypes.util
