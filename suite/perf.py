@@ -505,8 +505,13 @@ def sweep_bound(one: dict, compute_bound: float) -> float:
     one-worker sweep's serial part (before its first run and after its last, ``sweep_wall``)
     stays, its runs' part shrinks by ``compute_bound`` (two processes at once vs one alone,
     pinned and threaded as the sweep's workers are: ``scaling_bound``)."""
-    serial = one["first_start_s"] + (one["wall_s"] - one["last_end_s"])
+    serial = serial_seconds(one)
     return (serial + (one["wall_s"] - serial) * compute_bound) / one["wall_s"]
+
+
+def serial_seconds(sweep: dict) -> float:
+    """A ``sweep_wall`` result's seconds before its first run started and after its last ended."""
+    return sweep["first_start_s"] + (sweep["wall_s"] - sweep["last_end_s"])
 
 
 COMPARE_HIDDEN = (64, 128)  # hidden sizes of the backend comparison
@@ -811,11 +816,6 @@ def _mark(value: float, goal: float, higher_is_better: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def _serial(sweep: dict) -> float:
-    one = sweep["timeline"]["workers1"]
-    return one["first_start_s"] + one["wall_s"] - one["last_end_s"]
-
-
 def _workers_mark(sweep: dict, goals: dict) -> str:
     """ok when ``--workers 2`` beats one worker and is within the margin of the bound
     (results from before the whole-sweep bound: the compute bound)."""
@@ -1007,7 +1007,7 @@ def to_markdown(res: dict) -> str:
         "two at once with half each, pinned as the sweep's workers are, same run)"
         + (
             f"; bound for the whole sweep {s['bound']:.2f} (the compute bound applied to the runs' part "
-            f"of the --workers 1 wall, {_serial(s):.1f} s of start-up and finish kept)."
+            f"of the --workers 1 wall, {serial_seconds(s['timeline']['workers1']):.1f} s of start-up and finish kept)."
             if "bound" in s
             else "."
         ),
