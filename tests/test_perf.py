@@ -47,7 +47,10 @@ def _result(fit_ratio, peak_fraction, linear, workers_ratio):
             "workers_ratio": workers_ratio,
             "compute_bound": 0.65,
             "bound": 0.68,
-            "timeline": {"workers1": {"wall_s": 10.0, "first_start_s": 0.6, "last_end_s": 9.8}},
+            "timeline": {
+                "workers1": {"wall_s": 10.0, "first_start_s": 0.6, "last_end_s": 9.8},
+                "workers2": {"wall_s": 7.0, "first_start_s": 0.9, "last_end_s": 6.8},
+            },
             "grid": "g",
         },
     }
@@ -66,16 +69,20 @@ def test_markdown_marks_each_goal_met_or_missed():
     assert "0.90 MISS (0.80-0.95)" in bad and "30% MISS" in bad and "4.50 MISS" in bad
     assert "0.74 (goal <= bound + 0.05 and < 1) MISS" in bad
     assert "compute bound on this machine 0.65" in bad and "| 62% |" in bad
-    assert "bound for the whole sweep 0.68" in bad and "0.8 s of start-up and finish" in bad
+    assert "bound for the whole sweep 0.68" in bad
+    assert "start-up and finish (1.1 s; 0.8 s with one worker)" in bad
+    assert "The runs' part itself: 9.2 s -> 5.9 s (0.64)." in bad
 
 
 def test_the_whole_sweep_bound_keeps_the_serial_part():
     from suite.perf import sweep_bound
 
-    # 2 s before the first run and 1 s after the last stay; the 7 s of runs halve
+    # 7 s of runs with one worker halve; the two-worker sweep's own 3.5 s before its first
+    # run and after its last stay
     one = {"wall_s": 10.0, "first_start_s": 2.0, "last_end_s": 9.0}
-    assert sweep_bound(one, 0.5) == 0.65
-    assert sweep_bound(one, 1.0) == 1.0
+    two = {"wall_s": 7.0, "first_start_s": 3.0, "last_end_s": 6.5}
+    assert sweep_bound(one, two, 0.5) == 0.7
+    assert sweep_bound(one, one, 1.0) == 1.0  # no scaling, the same start-up: no gain
     # a faster second worker never makes a sweep ratio of 2 workers >= 1 "ok"
     res = _result(1.0, 0.5, 4.0, 1.02)
     res["sweep"]["bound"] = 0.99
