@@ -176,16 +176,20 @@ def test_ortho_rnn_onnx_scan_matches_keras(task_name):
 @pytest.mark.slow
 @pytest.mark.jax
 def test_ortho_rnn_solves_copy_where_tanh_does_not():
-    """copy@50 recalling 3 symbols of 8, hidden 128, Adam 1e-3, global_clipnorm=1, at most 1000
+    """copy@50 recalling 3 symbols of 8, hidden 128, Adam 1e-3, global_clipnorm=1, at most 2000
     steps, seed 0, on JAX (the `cells` preset's copy setting).
 
-    Measured on this 2-core CPU (the `cells` study): ortho_rnn solved it at step 700 (seed 0;
-    seed 2 at 1200); simple_rnn reached 0.44-0.78 recall accuracy after 2000 steps.
+    Measured on this 2-core CPU: in the `cells` study ortho_rnn solved it at step 700 (seed 0;
+    seed 2 at 1200); this probe's seed 0 solved at step 900 before commit 536e379 and at 1300
+    after it (that commit moved the input term into the step: the same maths, another float
+    order, another trajectory), so the budget is 2000, not the 1000 that 0.993 at step 900
+    only just met. simple_rnn: 0.44-0.78 recall accuracy after 2000 steps in the study, 0.37
+    here.
     """
     pytest.importorskip("jax")
     from test_backends import probe
 
-    curves = probe("copy_curves", "jax", "ortho_rnn,simple_rnn", "50", "1000", "3")
+    curves = probe("copy_curves", "jax", "ortho_rnn,simple_rnn", "50", "2000", "3")
     ortho, tanh = curves["ortho_rnn"], curves["simple_rnn"]
     assert ortho["status"] == "solved" and ortho["accuracy"][-1] >= 0.99, ortho
     assert tanh["status"] == "unsolved" and tanh["accuracy"][-1] < 0.9, tanh
