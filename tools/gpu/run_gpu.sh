@@ -12,13 +12,21 @@
 #
 # $OUT receives at most 8 files, each < 16 MB: log.txt, env.txt, mlflow.db (the sqlite store),
 # mlruns.tar.gz (MLflow's artifacts), report.tar.gz (report.md + figures + the .onnx files),
-# perf.json, perf.md.
+# perf.json, perf.md, rates.json (the `rates` step).
 #
 # Knobs (environment): RNNBENCH_KIT_DEVICE (gpu; cpu to try the kit on a machine without a GPU),
 # RNNBENCH_KIT_QUICK=1 (tiny budgets, for a CPU try-out), RNNBENCH_KIT_DEADLINE (seconds, 510),
 # RNNBENCH_KIT_SOURCE (repo: the repo's suite/ tasks/ tracking/ come first on PYTHONPATH;
 # wheel: the rnnbench wheel's copy), RNNBENCH_KIT_WORK (working folder; default a new temp one),
-# PYTHON (python3).
+# PYTHON (python3), RNNBENCH_KIT_STEPS (the steps and their caps in seconds, in order; default
+# "train:150 sweep:240 report:90 export:120 perf:240"; `rates` runs tools/gpu/pop_rates.py into
+# $OUT/rates.json), RNNBENCH_KIT_SPEC (the sweep's spec; default tools/gpu/smoke.toml),
+# RNNBENCH_KIT_WORKERS (the sweep's --workers; 1), RNNBENCH_KIT_PERF_CELLS (perf's cells, comma
+# separated; default all).
+#
+# Sizing the `gpu` preset (tools/gpu/README.md): RNNBENCH_KIT_STEPS="rates:120 sweep:200
+# report:45 export:60 perf:150" RNNBENCH_KIT_SPEC=tools/gpu/rates.toml RNNBENCH_KIT_WORKERS=8
+# RNNBENCH_KIT_PERF_CELLS=lstm,gru, then tools/gpu/size_preset.py on the store that comes back.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -198,24 +206,50 @@ max_steps = 100
 eval_every = 50
 EOF
   PERF_ARGS=(--cells irnn)
+  RATES_CELLS=lstm RATES_STEPS=3
 else
   TRAIN_STEPS=3000
   SPEC="$KIT/smoke.toml"
   PERF_ARGS=()
+  RATES_CELLS=lstm,gru RATES_STEPS=20
 fi
+SPEC="${RNNBENCH_KIT_SPEC:-$SPEC}"
+WORKERS="${RNNBENCH_KIT_WORKERS:-1}"
+if [ -n "${RNNBENCH_KIT_PERF_CELLS:-}" ]; then
+  PERF_ARGS=()
+  for c in ${RNNBENCH_KIT_PERF_CELLS//,/ }; do PERF_ARGS+=(--cells "$c"); done
+fi
+STEPS="${RNNBENCH_KIT_STEPS:-train:150 sweep:240 report:90 export:120 perf:240}"
+log "steps: $STEPS; sweep $SPEC on $WORKERS worker(s)"
 
-# --- a-e ----------------------------------------------------------------------------------------
-# shellcheck disable=SC2046  # backend_args prints zero or two words
-run_step train 150 "${RNNBENCH[@]}" train $(backend_args train) --device "$DEVICE" --task adding \
-  --seq-len 100 --cell gru --clip global_clipnorm=1 --max-steps "$TRAIN_STEPS" --hidden 64
-# shellcheck disable=SC2046
-run_step sweep 240 "${RNNBENCH[@]}" sweep "$SPEC" $(backend_args sweep) --device "$DEVICE" --workers 1
-run_step report 90 "${RNNBENCH[@]}" report --out "$WORK/report"
-# shellcheck disable=SC2046
-run_step export 120 "${RNNBENCH[@]}" export --all --out "$WORK/onnx" $(backend_args export)
-# shellcheck disable=SC2046
-run_step perf 240 "${RNNBENCH[@]}" perf $(backend_args perf) --device "$DEVICE" --quick \
-  --out "$WORK/perf" "${PERF_ARGS[@]}"
+# --- the steps, in RNNBENCH_KIT_STEPS order, each NAME:CAP_SECONDS -----------------------------
+run_one() {
+  local name=$1 cap=$2
+  case "$name" in
+    train)  # shellcheck disable=SC2046  # backend_args prints zero or two words
+      run_step train "$cap" "${RNNBENCH[@]}" train $(backend_args train) --device "$DEVICE" \
+        --task adding --seq-len 100 --cell gru --clip global_clipnorm=1 --max-steps "$TRAIN_STEPS" --hidden 64 ;;
+    rates)  # population and one-model rates first: they come back even if later steps run out of time
+      run_step rates "$cap" "$PY" "$KIT/pop_rates.py" "$OUT/rates.json" --device "$DEVICE" \
+        --cells "$RATES_CELLS" --steps "$RATES_STEPS" ;;
+    sweep)  # shellcheck disable=SC2046
+      run_step sweep "$cap" "${RNNBENCH[@]}" sweep "$SPEC" $(backend_args sweep) --device "$DEVICE" \
+        --workers "$WORKERS" ;;
+    report)
+      run_step report "$cap" "${RNNBENCH[@]}" report --out "$WORK/report" ;;
+    export)  # shellcheck disable=SC2046
+      run_step export "$cap" "${RNNBENCH[@]}" export --all --out "$WORK/onnx" $(backend_args export) ;;
+    perf)  # shellcheck disable=SC2046
+      run_step perf "$cap" "${RNNBENCH[@]}" perf $(backend_args perf) --device "$DEVICE" --quick \
+        --out "$WORK/perf" "${PERF_ARGS[@]}" ;;
+    *)
+      log "error: unknown step '$name' in RNNBENCH_KIT_STEPS (train rates sweep report export perf)"
+      FAILED=1 ;;
+  esac
+}
+for item in $STEPS; do
+  run_one "${item%%:*}" "${item#*:}"
+done
 
 # --- pack $OUT: at most 8 files, each < 16 MB ---------------------------------------------------
 log ""
