@@ -58,8 +58,12 @@ def shape_costs(tracking_uri: str) -> tuple[dict, float]:
         wall = (r.info.end_time - r.info.start_time) / 1000
         key = (p["cell"], p["task"], int(p["seq_len"]))
         by_shape.setdefault(key, []).append(
-            {"step": train_s / steps, "eval": per_eval, "n_eval": len(hist),
-             "fixed": max(0.0, wall - train_s - len(hist) * per_eval)}  # fmt: skip
+            {
+                "step": train_s / steps,
+                "eval": per_eval,
+                "n_eval": len(hist),
+                "fixed": max(0.0, wall - train_s - len(hist) * per_eval),
+            }  # fmt: skip
         )
     out = {}
     for key, rows in by_shape.items():
@@ -95,7 +99,11 @@ def estimate(spec_name: str, costs: dict, startup: float, workers: int, populati
     for pop in split_populations(grid, population):
         c = pop[0]
         cost, how = cost_of(costs, c.cell, c.task, c.seq_len)
-        secs = cost["fixed"] + c.max_steps * cost["step"] + (c.max_steps // c.eval_every) * cost["eval"]
+        secs = (
+            cost["fixed"]
+            + c.max_steps * cost["step"]
+            + (c.max_steps // c.eval_every) * cost["eval"]
+        )
         t = heapq.heappop(free)
         heapq.heappush(free, t + secs)
         rows.append((f"{c.task}@{c.seq_len} {c.cell} {c.clip} x{len(pop)}", secs, how))
@@ -110,7 +118,9 @@ def main() -> int:
     args = ap.parse_args()
     costs, startup = shape_costs(args.store)
     print(f"measured: {len(costs)} shapes; worker start-up {startup:.1f} s")
-    print(f"{'cell':11} {'task':15} {'T':>4} {'ms/step':>8} {'steps/s':>8} {'s/eval':>7} {'fixed s':>8}")
+    print(
+        f"{'cell':11} {'task':15} {'T':>4} {'ms/step':>8} {'steps/s':>8} {'s/eval':>7} {'fixed s':>8}"
+    )
     for (cell, task, T), c in sorted(costs.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         print(f"{cell:11} {task:15} {T:>4} {1000 * c['step']:8.2f} {1 / c['step']:8.0f} "
               f"{c['eval']:7.2f} {c['fixed']:8.1f}")  # fmt: skip
