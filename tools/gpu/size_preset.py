@@ -30,8 +30,12 @@ def shape_costs(tracking_uri: str) -> tuple[dict, float]:
     """{(cell, task, T): {"step", "eval", "fixed", "members"}} and the worker start-up seconds."""
     import mlflow
 
+    from tracking import sqlite_path
     from tracking.layout import DEFAULT_EXPERIMENT, POPULATION_TAG, TRAINING_RUNS, all_runs
 
+    store = sqlite_path(tracking_uri)
+    if store is not None and not store.is_file():
+        raise SystemExit(f"error: no store at {store} (the kit's mlflow.db: pass its path)")
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
     if exp is None:
