@@ -89,6 +89,26 @@ def test_the_whole_sweep_bound_keeps_the_serial_part():
     assert "1.02 (goal <= bound + 0.05 and < 1) MISS" in to_markdown(res)
 
 
+def test_the_sweep_scaling_quotes_its_median_round_whole():
+    from suite.perf import median_round
+
+    rounds = [
+        {"workers_ratio": 0.80, "bound": 0.70, "compute_bound": 0.50, "workers1_s": 30.0},
+        {"workers_ratio": 0.76, "bound": 0.61, "compute_bound": 0.42, "workers1_s": 29.0},
+        {"workers_ratio": 0.72, "bound": 0.69, "compute_bound": 0.52, "workers1_s": 27.0},
+    ]
+    got = median_round(rounds)  # gaps 0.10, 0.15, 0.03: the first round is the median
+    assert got["round"] == 1 and got["workers1_s"] == 30.0 and got["bound"] == 0.70
+    assert [r["compute_bound"] for r in got["rounds"]] == [0.50, 0.42, 0.52]
+    res = _result(1.0, 0.5, 4.0, 0.80)
+    res["sweep"].update(bound=0.70, round=1, rounds=got["rounds"])
+    md = to_markdown(res)
+    assert "0.80 (goal <= bound + 0.05 and < 1) MISS" in md
+    assert "Round 1 of 3, the one with the median gap, is quoted" in md
+    assert "0.76 vs 0.61 (compute 0.42)" in md
+    assert "Round 1 of" not in to_markdown(_result(1.0, 0.5, 4.0, 0.80))  # one round: no list
+
+
 def test_markdown_backend_comparison_and_gpu_tables():
     res = _result(1.0, 0.5, 4.0, 0.6)
     res["backend"] = "jax"
