@@ -24,8 +24,8 @@
 # RNNBENCH_KIT_WORKERS (the sweep's --workers; 1), RNNBENCH_KIT_PERF_CELLS (perf's cells, comma
 # separated; default all).
 #
-# Sizing the `gpu` preset (tools/gpu/README.md): RNNBENCH_KIT_STEPS="rates:120 sweep:200
-# report:45 export:60 perf:150" RNNBENCH_KIT_SPEC=tools/gpu/rates.toml RNNBENCH_KIT_WORKERS=8
+# Sizing the `gpu` preset (tools/gpu/README.md): RNNBENCH_KIT_STEPS="rates:110 sweep:190
+# report:40 export:50 perf:150" RNNBENCH_KIT_SPEC=tools/gpu/rates.toml RNNBENCH_KIT_WORKERS=8
 # RNNBENCH_KIT_PERF_CELLS=lstm,gru, then tools/gpu/size_preset.py on the store that comes back.
 set -uo pipefail
 
@@ -169,6 +169,19 @@ PYEOF
   } >"$OUT/env.txt" 2>&1
 }
 
+# --- the steps asked for, checked before anything runs --------------------------------------------
+STEPS="${RNNBENCH_KIT_STEPS:-train:150 sweep:240 report:90 export:120 perf:240}"
+for item in $STEPS; do
+  case "${item%%:*}" in train | rates | sweep | report | export | perf) ;; *)
+    log "error: unknown step '${item%%:*}' in RNNBENCH_KIT_STEPS='$STEPS' (steps: train rates sweep report export perf, each NAME:SECONDS)"
+    exit 2 ;;
+  esac
+  if ! [[ "$item" =~ ^[a-z]+:[0-9]+$ ]]; then
+    log "error: '$item' in RNNBENCH_KIT_STEPS='$STEPS' needs a cap in seconds, e.g. ${item%%:*}:120"
+    exit 2
+  fi
+done
+
 # --- 0. install + check: nothing else can run without them ------------------------------------
 if ! ls "$KIT"/wheelhouse/*.whl >/dev/null 2>&1; then
   log "error: no wheels in $KIT/wheelhouse; build them first with tools/gpu/build_wheelhouse.sh"
@@ -219,7 +232,6 @@ if [ -n "${RNNBENCH_KIT_PERF_CELLS:-}" ]; then
   PERF_ARGS=()
   for c in ${RNNBENCH_KIT_PERF_CELLS//,/ }; do PERF_ARGS+=(--cells "$c"); done
 fi
-STEPS="${RNNBENCH_KIT_STEPS:-train:150 sweep:240 report:90 export:120 perf:240}"
 log "steps: $STEPS; sweep $SPEC on $WORKERS worker(s)"
 
 # --- the steps, in RNNBENCH_KIT_STEPS order, each NAME:CAP_SECONDS -----------------------------
@@ -242,9 +254,6 @@ run_one() {
     perf)  # shellcheck disable=SC2046
       run_step perf "$cap" "${RNNBENCH[@]}" perf $(backend_args perf) --device "$DEVICE" --quick \
         --out "$WORK/perf" "${PERF_ARGS[@]}" ;;
-    *)
-      log "error: unknown step '$name' in RNNBENCH_KIT_STEPS (train rates sweep report export perf)"
-      FAILED=1 ;;
   esac
 }
 for item in $STEPS; do
