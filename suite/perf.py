@@ -228,6 +228,24 @@ def suite_steps_per_second(
     return statistics.median(timed(steps) for _ in range(repeats))
 
 
+def ms_per_step_by_T(
+    cell: str, lengths, steps: int, repeats: int, hidden: int = REF["hidden"]
+) -> dict:
+    """``{str(T): ms per train step}`` of the suite's loop at each T, timed in alternating
+    blocks (T1, T2, ..., T1, T2, ...; median of ``repeats`` blocks each), so a change in machine
+    load hits every length alike, as suite and ``fit`` are timed.
+
+    Measured before, one T after another, simple_rnn's t(400)/t(100) read 3.91 in one run and
+    4.50 in the next on an otherwise idle machine (2026-12-04): a slow minute landed on one T.
+    """
+    timers = {T: _suite_timer(cell, T, hidden) for T in lengths}
+    rates: dict = {T: [] for T in lengths}
+    for _ in range(repeats):
+        for T, timed in timers.items():
+            rates[T].append(timed(steps))
+    return {str(T): 1000.0 / statistics.median(r) for T, r in rates.items()}
+
+
 ATTENTION_CELL = "transformer"
 ATTENTION_LENGTHS = (100, 200, 400, 1000)
 ATTENTION_HIDDEN = 64  # the transformer's parameters match the LSTM's at this size (17.3k, 17.2k)
@@ -777,11 +795,8 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         r["ceiling_fraction"] = ceiling / peak
         say(f"{cell}: time per step vs T")
         # every length timed the same way (T = 100 too: its suite/fit blocks alternate with fit,
-        # which would make the ratio compare two methods)
-        r["ms_per_step"] = {
-            str(T): 1000.0 / suite_steps_per_second(cell, T, max(20, steps // 2), repeats)
-            for T in lengths
-        }
+        # which would make the ratio compare two methods), the lengths' blocks alternating
+        r["ms_per_step"] = ms_per_step_by_T(cell, lengths, max(20, steps // 2), repeats)
         r["linear_400_100"] = r["ms_per_step"]["400"] / r["ms_per_step"]["100"]
         say(f"{cell}: peak RSS of a training process")
         r["peak_rss_mb"] = peak_rss_mb(cell, 50 if quick else 200)

@@ -199,3 +199,20 @@ def test_attention_cost_measures_both_cells_at_every_length_and_tables_them():
         f"| transformer | {cost['transformer']['8']:.2f} | {cost['transformer']['16']:.2f} | {ratio:.1f} |"
         in md
     )
+
+
+def test_the_lengths_are_timed_in_alternating_blocks(monkeypatch):
+    """A real (tiny) measurement: every T's block runs once per repeat, T1, T2, T1, T2, ..., so
+    a slow minute hits each length alike; the result is ms per step at each T."""
+    from suite import perf
+
+    real, order = perf._suite_timer, []
+
+    def spied(cell, T, hidden=perf.REF["hidden"]):
+        timed = real(cell, T, hidden)
+        return lambda steps: (order.append(T), timed(steps))[1]
+
+    monkeypatch.setattr(perf, "_suite_timer", spied)
+    ms = perf.ms_per_step_by_T("simple_rnn", (8, 32), steps=2, repeats=3, hidden=8)
+    assert order == [8, 32, 8, 32, 8, 32]
+    assert list(ms) == ["8", "32"] and all(v > 0 for v in ms.values())
