@@ -28,7 +28,9 @@ Two ceilings, measured in the same run, tell a miss of the code from a limit of 
   (TensorFlow's intra- and inter-op pools, XLA's thread pool). The *bound for the whole sweep*
   applies it to the runs' part of the ``--workers 1`` wall only (``sweep_bound``): start-up
   before the first run (imports, the store, the parent run) and the finish after the last, read
-  from the store the sweep wrote, do not shrink with workers (Amdahl's law).
+  from the store the sweep wrote, do not shrink with workers (Amdahl's law). A full run measures
+  three rounds of both sweeps and the bound and quotes the round with the median gap
+  (``sweep_scaling``): one round's gap moved by 0.1 between rounds on one idle evening.
 
 Suite and ``fit`` are timed in alternating blocks (suite, fit, suite, fit, ...), so a change in
 machine load hits both sides alike.
