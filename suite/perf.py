@@ -741,9 +741,8 @@ def gpu_lengths(cells: list[str], steps: int) -> dict:
     out: dict = {}
     for cell in cells:
         for T in GPU_LENGTHS:
-            timed = _suite_timer(cell, T)
             out.setdefault(cell, {})[str(T)] = {
-                "suite_steps_s": statistics.median(timed(steps) for _ in range(3)),
+                "suite_steps_s": suite_steps_per_second(cell, T, steps, 3),
                 "torch_steps_s": torch_reference(cell, T, steps, "gpu"),
             }
     return out

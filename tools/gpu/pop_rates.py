@@ -5,7 +5,7 @@ model's steps/s next to plain PyTorch cuDNN, per cell at T = 100 and 1000.
 Usage: KERAS_BACKEND=jax python3 tools/gpu/pop_rates.py OUT.json [--cells lstm,gru] [--steps 20]
        [--device gpu]
 
-The measurements are ``rnnbench perf``'s own (``suite.perf.population_rate``, ``_suite_timer``,
+The measurements are ``rnnbench perf``'s own (``suite.perf.population_rate``, ``suite_steps_per_second``,
 ``torch_reference``: adding task, batch 64, Adam, global_clipnorm=1; hidden 64 for populations,
 128 for the one-model table); this script only runs the GPU part of them, in the order that
 matters most, and rewrites OUT.json after every measurement (a timeout keeps what finished).
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,8 +56,7 @@ def main() -> int:
                      + (f" ({rate / row['1']:.1f}x one)" if P > 1 else ""))  # fmt: skip
     for T in perf.GPU_LENGTHS:
         for cell in cells + [c for c in ("simple_rnn",) if c not in cells]:
-            timed = perf._suite_timer(cell, T)
-            suite_rate = statistics.median(timed(args.steps * 2) for _ in range(3))
+            suite_rate = perf.suite_steps_per_second(cell, T, args.steps * 2, 3)
             try:  # the reference is a bonus: its failure must not cost the rest
                 torch_rate = perf.torch_reference(cell, T, args.steps * 2, args.device)
             except Exception as e:  # noqa: BLE001

@@ -31,7 +31,13 @@ def shape_costs(tracking_uri: str) -> tuple[dict, float]:
     import mlflow
 
     from tracking import sqlite_path
-    from tracking.layout import DEFAULT_EXPERIMENT, POPULATION_TAG, TRAINING_RUNS, all_runs
+    from tracking.layout import (
+        DEFAULT_EXPERIMENT,
+        PARENT_TAG,
+        POPULATION_TAG,
+        TRAINING_RUNS,
+        all_runs,
+    )
 
     store = sqlite_path(tracking_uri)
     if store is not None and not store.is_file():
@@ -44,7 +50,7 @@ def shape_costs(tracking_uri: str) -> tuple[dict, float]:
             if r.info.status == "FINISHED" and r.data.tags.get(POPULATION_TAG)]  # fmt: skip
     if not runs:
         raise SystemExit(f"error: no finished population run in {tracking_uri}")
-    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}
+    parents = {r.data.tags.get(PARENT_TAG) for r in runs} - {None}
     starts = [client.get_run(p).info.start_time for p in parents]
     first = min(r.info.start_time for r in runs)
     startup = (first - min(starts)) / 1000 if starts else 0.0
@@ -90,17 +96,21 @@ def cost_of(costs: dict, cell: str, task: str, T: int) -> tuple[dict, str]:
     return c, f"scaled from T={k[2]}"
 
 
-def estimate(spec_name: str, costs: dict, startup: float, workers: int, population: int = 64):
+def estimate(
+    spec_name: str, costs: dict, startup: float, workers: int, population: int | None = None
+):
     """(wall seconds, rows of (name, seconds, how)) of running ``spec_name``'s grid on
-    ``workers`` workers, jobs in the sweep's order, each to the first free worker."""
+    ``workers`` workers, jobs in the sweep's order, each to the first free worker; populations
+    of up to ``population`` members [default: ``--population auto`` on a GPU]."""
     import heapq
 
+    from suite.cli import POPULATION_AUTO
     from suite.core.population import split_populations
     from suite.study.spec import load_spec
 
     grid = load_spec(spec_name).grid()
     rows, free = [], [startup] * workers
-    for pop in split_populations(grid, population):
+    for pop in split_populations(grid, population or POPULATION_AUTO):
         c = pop[0]
         cost, how = cost_of(costs, c.cell, c.task, c.seq_len)
         secs = (
