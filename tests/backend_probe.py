@@ -109,8 +109,43 @@ def semantics(backend: str) -> dict:
     again = [train(TrainConfig(task="delayed_recall", cell="gru", max_steps=20, eval_every=10,
                                **tiny)).history[-1].metrics for _ in range(2)]  # fmt: skip
     out["repeatable"] = again[0] == again[1]
+    out["gru_loop"] = gru_loop()
     out["tensorflow_loaded"] = sys.modules.get("tensorflow") is not None
     return out
+
+
+def gru_loop() -> dict:
+    """Keras's own JAX GRU loop (all T steps' input projection in one matmul, then the scan)
+    vs the generic loop the suite's JAX step switches a GRU to on a CPU: which one the traced
+    program holds, before and after, and their outputs."""
+    import jax
+
+    from suite.core.models import build_model
+    from suite.core.steps import make_stepper
+    from suite.core.train import TrainConfig, make_loss, make_optimizer
+    from tasks import get_task
+
+    task = get_task("adding", seq_len=10)
+    model = build_model("gru", task, hidden=8, seed=0)
+    x, _ = task.generate(16, np.random.default_rng(0))
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    whole_sequence = "tensor<16x10x2xf32>, tensor<2x24xf32>"  # [B, T, d] @ [d, 3H] before the scan
+
+    def traced():  # a new function each time: jit caches a trace per function
+        def fn(x):
+            return model.stateless_call(tv, ntv, x)[0]
+
+        return {"hoisted": whole_sequence in jax.jit(fn).lower(x).as_text(),
+                "out": np.asarray(fn(x))}  # fmt: skip
+
+    before = traced()
+    cfg = TrainConfig(task="adding", seq_len=10, cell="gru", hidden=8, backend="jax")
+    make_stepper("jax", model, task, make_optimizer(cfg), make_loss(task), cfg.clip_spec)
+    after = traced()
+    return {"hoisted_before": before["hoisted"], "hoisted_after": after["hoisted"],
+            "use_cudnn": model.get_layer("gru").use_cudnn,
+            "max_diff": float(np.max(np.abs(before["out"] - after["out"])))}  # fmt: skip
 
 
 def log(backend: str, uri: str) -> dict:

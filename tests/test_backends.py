@@ -104,6 +104,17 @@ def test_jax_clip_kinds_fire_only_when_they_clip(jax_semantics):
     assert fire["clipvalue=1e6"] == 0.0
 
 
+def test_jax_step_runs_gru_through_the_generic_loop_on_a_cpu(jax_semantics):
+    # Keras's JAX GRU loop projects all T inputs before its scan (the form XLA's CPU fusion
+    # leaves unvectorised); once the suite's JAX step is built the traced program projects
+    # each step's input inside the loop, and the outputs are the same
+    loop = jax_semantics["gru_loop"]
+    assert loop["hoisted_before"] is True
+    assert loop["hoisted_after"] is False
+    assert loop["use_cudnn"] is False
+    assert loop["max_diff"] < 1e-6
+
+
 def test_jax_profile_divergence_repeatability_and_no_tensorflow(jax_semantics):
     prof = jax_semantics["profile"]
     assert len(prof) == jax_semantics["input_length"]

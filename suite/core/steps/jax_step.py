@@ -41,9 +41,11 @@ def member_functions(model, task, optimizer, loss_fn, clip, omega=0.0) -> Simple
     import jax.numpy as jnp
     import keras
 
+    from suite.core.models import use_generic_gru_loop_on_jax_cpu
     from tasks import FINAL_SCALAR
 
     ops = keras.ops
+    use_generic_gru_loop_on_jax_cpu(model)  # before tracing: the loop is chosen at call time
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     scalar = task.output_kind == FINAL_SCALAR
