@@ -95,3 +95,24 @@ def test_the_rate_spec_holds_every_shape_of_the_gpu_preset():
                 for c in load_spec(spec).grid()}  # fmt: skip
 
     assert shapes("gpu") <= shapes(str(KIT / "rates.toml"))
+
+
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        ("train:10 bogus:5", "unknown step 'bogus' in RNNBENCH_KIT_STEPS='train:10 bogus:5' "
+                             "(steps: export perf rates report sweep train, each NAME:SECONDS)"),
+        ("sweep", "'sweep' in RNNBENCH_KIT_STEPS='sweep' needs a cap in seconds, e.g. sweep:120"),
+    ],
+)  # fmt: skip
+def test_the_kit_refuses_a_bad_step_list_before_it_installs_anything(tmp_path, steps, message):
+    # the known steps are the kit's step_NAME functions: the check and the dispatch share them
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(out), "RNNBENCH_KIT_WORK": str(work),
+           "RNNBENCH_KIT_STEPS": steps}  # fmt: skip
+    r = subprocess.run(["bash", str(KIT / "run_gpu.sh")], env=env, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"error: {message}" in r.stdout
+    assert not any(work.iterdir())  # no wheel installed, no store made
+    assert [p.name for p in out.iterdir()] == ["log.txt"]

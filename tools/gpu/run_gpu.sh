@@ -169,13 +169,38 @@ PYEOF
   } >"$OUT/env.txt" 2>&1
 }
 
+# --- the steps: one function step_NAME each, called with its cap (a new step is one function) ---
+step_train() {  # shellcheck disable=SC2046  # backend_args prints zero or two words
+  run_step train "$1" "${RNNBENCH[@]}" train $(backend_args train) --device "$DEVICE" \
+    --task adding --seq-len 100 --cell gru --clip global_clipnorm=1 --max-steps "$TRAIN_STEPS" --hidden 64
+}
+step_rates() {  # population and one-model rates first: they come back even if later steps run out of time
+  run_step rates "$1" "$PY" "$KIT/pop_rates.py" "$OUT/rates.json" --device "$DEVICE" \
+    --cells "$RATES_CELLS" --steps "$RATES_STEPS"
+}
+step_sweep() {  # shellcheck disable=SC2046
+  run_step sweep "$1" "${RNNBENCH[@]}" sweep "$SPEC" $(backend_args sweep) --device "$DEVICE" \
+    --workers "$WORKERS"
+}
+step_report() {
+  run_step report "$1" "${RNNBENCH[@]}" report --out "$WORK/report"
+}
+step_export() {  # shellcheck disable=SC2046
+  run_step export "$1" "${RNNBENCH[@]}" export --all --out "$WORK/onnx" $(backend_args export)
+}
+step_perf() {  # shellcheck disable=SC2046
+  run_step perf "$1" "${RNNBENCH[@]}" perf $(backend_args perf) --device "$DEVICE" --quick \
+    --out "$WORK/perf" "${PERF_ARGS[@]}"
+}
+KNOWN_STEPS=$(declare -F | awk '$3 ~ /^step_/ {sub(/^step_/, "", $3); printf "%s ", $3}')
+
 # --- the steps asked for, checked before anything runs --------------------------------------------
 STEPS="${RNNBENCH_KIT_STEPS:-train:150 sweep:240 report:90 export:120 perf:240}"
 for item in $STEPS; do
-  case "${item%%:*}" in train | rates | sweep | report | export | perf) ;; *)
-    log "error: unknown step '${item%%:*}' in RNNBENCH_KIT_STEPS='$STEPS' (steps: train rates sweep report export perf, each NAME:SECONDS)"
-    exit 2 ;;
-  esac
+  if ! declare -F "step_${item%%:*}" >/dev/null; then
+    log "error: unknown step '${item%%:*}' in RNNBENCH_KIT_STEPS='$STEPS' (steps: ${KNOWN_STEPS% }, each NAME:SECONDS)"
+    exit 2
+  fi
   if ! [[ "$item" =~ ^[a-z]+:[0-9]+$ ]]; then
     log "error: '$item' in RNNBENCH_KIT_STEPS='$STEPS' needs a cap in seconds, e.g. ${item%%:*}:120"
     exit 2
@@ -235,29 +260,8 @@ fi
 log "steps: $STEPS; sweep $SPEC on $WORKERS worker(s)"
 
 # --- the steps, in RNNBENCH_KIT_STEPS order, each NAME:CAP_SECONDS -----------------------------
-run_one() {
-  local name=$1 cap=$2
-  case "$name" in
-    train)  # shellcheck disable=SC2046  # backend_args prints zero or two words
-      run_step train "$cap" "${RNNBENCH[@]}" train $(backend_args train) --device "$DEVICE" \
-        --task adding --seq-len 100 --cell gru --clip global_clipnorm=1 --max-steps "$TRAIN_STEPS" --hidden 64 ;;
-    rates)  # population and one-model rates first: they come back even if later steps run out of time
-      run_step rates "$cap" "$PY" "$KIT/pop_rates.py" "$OUT/rates.json" --device "$DEVICE" \
-        --cells "$RATES_CELLS" --steps "$RATES_STEPS" ;;
-    sweep)  # shellcheck disable=SC2046
-      run_step sweep "$cap" "${RNNBENCH[@]}" sweep "$SPEC" $(backend_args sweep) --device "$DEVICE" \
-        --workers "$WORKERS" ;;
-    report)
-      run_step report "$cap" "${RNNBENCH[@]}" report --out "$WORK/report" ;;
-    export)  # shellcheck disable=SC2046
-      run_step export "$cap" "${RNNBENCH[@]}" export --all --out "$WORK/onnx" $(backend_args export) ;;
-    perf)  # shellcheck disable=SC2046
-      run_step perf "$cap" "${RNNBENCH[@]}" perf $(backend_args perf) --device "$DEVICE" --quick \
-        --out "$WORK/perf" "${PERF_ARGS[@]}" ;;
-  esac
-}
 for item in $STEPS; do
-  run_one "${item%%:*}" "${item#*:}"
+  "step_${item%%:*}" "${item#*:}"
 done
 
 # --- pack $OUT: at most 8 files, each < 16 MB ---------------------------------------------------
