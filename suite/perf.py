@@ -754,7 +754,7 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     On a GPU the CPU-only parts (backend comparison, sweep scaling across cores) are
     skipped and the GPU table (T = 100 and 1000, PyTorch cuDNN reference) is measured.
     """
-    from suite.core.backend import configure
+    from suite.core.backend import configure, release_freed_memory
 
     dev = configure(device=device)
     gpu = dev["device"] == "gpu"
@@ -764,7 +764,14 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
     cells = [c for c in cells if c != ATTENTION_CELL]
     steps, repeats = (60, 2) if quick else (200, 5)
     lengths = CPU_LENGTHS
-    say = progress or (lambda msg: None)
+    report = progress or (lambda msg: None)
+
+    def say(msg: str) -> None:
+        # each measurement starts with the heap the last one freed handed back (on JAX it is
+        # otherwise kept: attention at T = 1000 left 16 GiB resident for the rest of the run)
+        release_freed_memory()
+        report(msg)
+
     out: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {dev['device_name']}",
         "backend": dev["backend"],

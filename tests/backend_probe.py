@@ -312,6 +312,39 @@ def refaults(mib: int = 640) -> int:
     return out["again"]
 
 
+def held_mib(mib: int = 640) -> dict:
+    """Resident MiB a worker thread's freed ``mib`` MiB block leaves behind, before and after
+    ``suite.core.backend.release_freed_memory`` (what a sweep worker calls after each job)."""
+    import ctypes
+    import ctypes.util
+    import threading
+
+    from suite.core.backend import release_freed_memory
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+
+    def resident():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    def work():
+        block = libc.malloc(mib << 20)
+        libc.memset(block, 1, mib << 20)
+        libc.free(block)
+
+    release_freed_memory()  # what refaults() left kept
+    base = resident()
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    held = resident() - base
+    released = release_freed_memory()
+    return {"held": held, "released": released, "after": resident() - base}
+
+
 def together(backend: str, uri: str, *more: str) -> dict:
     """``start``, ``log`` to ``uri`` and each scenario named in ``more`` (``semantics``), keyed
     by scenario, in this one process: one Keras start-up, not three (each scenario builds its
@@ -322,6 +355,7 @@ def together(backend: str, uri: str, *more: str) -> dict:
     out["configured"] = configure(backend=backend, device="cpu")  # what start() configured
     if sys.platform == "linux":
         out["refaults"] = refaults()
+        out["held"] = held_mib()
     for name in more:
         out[name] = {"semantics": semantics}[name](backend)
     return out

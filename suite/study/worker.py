@@ -37,9 +37,22 @@ def set_parent_death_signal() -> None:
 def run_job(job: dict, threads: int | None = None, device: str = "auto") -> dict:
     """Train one sweep job and return a JSON-friendly summary.
 
+    The job's freed buffers go back to the system before the next job
+    (``suite.core.backend.release_freed_memory``): a worker holds what one run uses, not the
+    largest heap any of its runs grew.
+
     Args:
         job: ``{"config": TrainConfig fields, "tracking_uri", "experiment", "parent_run_id"}``.
     """
+    from suite.core.backend import release_freed_memory
+
+    try:
+        return _run_job(job, threads, device)
+    finally:
+        release_freed_memory()
+
+
+def _run_job(job: dict, threads: int | None, device: str) -> dict:
     import logging
 
     from suite.core.backend import configure
