@@ -280,6 +280,18 @@ def copy_curves(backend: str, cells: str, T: str, steps: str, num_recall: str = 
     return out
 
 
+def _libc_malloc():
+    """glibc's malloc, free and memset through ctypes, typed for raw blocks."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    return libc
+
+
 def refaults(mib: int = 640) -> int:
     """Pages a worker thread faults in when it allocates ``mib`` MiB, frees them, and allocates
     and touches the same size again: what each train step of a long-T JAX model does with its
@@ -287,15 +299,10 @@ def refaults(mib: int = 640) -> int:
     mmap (a thread arena's heaps hold 64 MiB at most) and goes back on free, so the second
     touch faults every page again. 640 MiB: over a thread arena's heap and over any trim
     threshold below it, such as the 512 MiB this suite once used."""
-    import ctypes
-    import ctypes.util
     import resource
     import threading
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    libc = _libc_malloc()
     size, out = mib << 20, {}
 
     def work():
@@ -315,16 +322,11 @@ def refaults(mib: int = 640) -> int:
 def held_mib(mib: int = 640) -> dict:
     """Resident MiB a worker thread's freed ``mib`` MiB block leaves behind, before and after
     ``suite.core.backend.release_freed_memory`` (what a sweep worker calls after each job)."""
-    import ctypes
-    import ctypes.util
     import threading
 
     from suite.core.backend import release_freed_memory
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    libc = _libc_malloc()
 
     def resident():
         with open("/proc/self/statm") as f:
