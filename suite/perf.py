@@ -254,22 +254,65 @@ ATTENTION_HIDDEN = 64  # the transformer's parameters match the LSTM's at this s
 
 
 def attention_cost(
-    lengths=ATTENTION_LENGTHS, steps: int = 5, cells=("lstm", "transformer")
+    lengths=ATTENTION_LENGTHS,
+    steps: int = 5,
+    cells=("lstm", "transformer"),
+    not_measured: dict | None = None,
 ) -> dict:
     """What attention costs as T grows (claim 13's price): train steps/s of the suite's loop
     for the transformer and the LSTM at equal size (hidden 64, adding, batch 64) at each T;
     a recurrence's step time is linear in T, attention's has a T² term.
 
+    Each cell runs in a child process on this process's backend and device, one T after
+    another, each rate sent back as soon as it is measured. The transformer's T = 1000 step
+    holds about 16 GiB at batch 64 (2026-12-04): a child killed for memory, or failing, loses
+    only its remaining lengths, and the run goes on.
+
+    Args:
+        lengths: the input lengths, shortest first.
+        steps: timed train steps per length (after 2 warm-up steps).
+        cells: the cells to measure.
+        not_measured: when given, filled with ``{cell: why}`` for each cell that lacks a length.
+
     Returns:
-        ``{cell: {T: steps/s}}``.
+        ``{cell: {T: steps/s, or None where it was not measured}}``.
+
+    Example:
+        >>> cost = attention_cost(lengths=(8, 16), steps=2)  # doctest: +SKIP
+        >>> sorted(cost["transformer"])
+        ['16', '8']
     """
+    from suite.core.backend import configure
+
+    dev = configure()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": dev["backend"]}
     out: dict = {}
     for cell in cells:
-        out[cell] = {}
-        for T in lengths:
-            timed = _suite_timer(cell, T, ATTENTION_HIDDEN, warmup=2)
-            out[cell][str(T)] = timed(steps)
+        cmd = [sys.executable, "-m", "suite.perf", "--attention", cell, dev["device"], str(steps),
+               *(str(T) for T in lengths)]  # fmt: skip
+        child = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        got = dict(json.loads(line) for line in child.stdout.splitlines() if line.startswith("["))
+        out[cell] = {str(T): got.get(str(T)) for T in lengths}
+        if child.returncode != 0 and not_measured is not None:
+            missing = [T for T in lengths if got.get(str(T)) is None]
+            why = ("killed by the system (out of memory?)" if child.returncode == -9
+                   else f"failed: {(child.stderr.strip().splitlines() or ['exit ' + str(child.returncode)])[-1]}")  # fmt: skip
+            not_measured[cell] = f"T = {', '.join(map(str, missing))}: {why}"
     return out
+
+
+def _attention_main(cell: str, device: str, steps: int, lengths: list[str]) -> None:
+    """Child of :func:`attention_cost`: one line ``[T, steps/s]`` per length, as measured."""
+    from suite.core.backend import configure
+
+    configure(device=device)
+    for T in lengths:
+        timed = _suite_timer(cell, int(T), ATTENTION_HIDDEN, warmup=2)
+        print(json.dumps([T, timed(steps)]), flush=True)
+        del timed
+        from suite.core.backend import release_freed_memory
+
+        release_freed_memory()
 
 
 def attention_lengths(quick: bool) -> tuple[int, ...]:
@@ -277,8 +320,9 @@ def attention_lengths(quick: bool) -> tuple[int, ...]:
     return ATTENTION_LENGTHS[:3] if quick else ATTENTION_LENGTHS
 
 
-def attention_markdown(cost: dict) -> list[str]:
-    """The attention-cost table: steps/s per T, and t(T_max)/t(T_min) (linear: T_max/T_min)."""
+def attention_markdown(cost: dict, not_measured: dict | None = None) -> list[str]:
+    """The attention-cost table: steps/s per T, and t(T_max)/t(T_min) (linear: T_max/T_min);
+    a length not measured shows as "—", with the reason (``not_measured``) under the table."""
     cells = list(cost)
     Ts = list(next(iter(cost.values())))
     lo, hi = Ts[0], Ts[-1]
@@ -293,8 +337,11 @@ def attention_markdown(cost: dict) -> list[str]:
     ]
     for cell in cells:
         r = cost[cell]
-        lines.append(f"| {cell} | " + " | ".join(f"{r[T]:.2f}" for T in Ts)
-                     + f" | {r[lo] / r[hi]:.1f} |")  # fmt: skip
+        ratio = f"{r[lo] / r[hi]:.1f}" if r[lo] and r[hi] else "—"
+        lines.append(f"| {cell} | " + " | ".join("—" if r[T] is None else f"{r[T]:.2f}" for T in Ts)
+                     + f" | {ratio} |")  # fmt: skip
+    for cell, why in (not_measured or {}).items():
+        lines.append(f"\n{cell} not measured at {why}")
     return lines
 
 
@@ -823,7 +870,10 @@ def run_perf(cells: list[str], quick: bool, device: str = "auto", progress=None)
         out["populations"] = population_table(cells, gpu, quick)
     if attention:
         say("attention: transformer vs LSTM steps/s as T grows")
-        out["attention"] = attention_cost(attention_lengths(quick))
+        missing: dict = {}
+        out["attention"] = attention_cost(attention_lengths(quick), not_measured=missing)
+        if missing:
+            out["attention_not_measured"] = missing
     if gpu:
         say("GPU: suite vs PyTorch cuDNN at T = 100 and 1000")
         out["gpu"] = gpu_lengths(cells, 50 if quick else 200)
@@ -1057,7 +1107,7 @@ def to_markdown(res: dict) -> str:
                          f"{r['suite_steps_s'] / ref:.2f}" if ref else "n/a"]  # fmt: skip
             lines.append(f"| {cell} | " + " | ".join(cols) + " |")
     if res.get("attention"):
-        lines += attention_markdown(res["attention"])
+        lines += attention_markdown(res["attention"], res.get("attention_not_measured"))
     if res.get("populations"):
         pops = res["populations"]
         sizes = list(next(iter(next(iter(pops.values())).values()))["model_steps_s"])
@@ -1185,9 +1235,12 @@ if __name__ == "__main__":  # internal children of `rnnbench perf`
         _compare_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
     elif len(sys.argv) >= 5 and sys.argv[1] == "--keras-latency":
         _keras_latency_main(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
+    elif len(sys.argv) >= 6 and sys.argv[1] == "--attention":
+        _attention_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:])
     else:
         sys.exit(
             "usage: python -m suite.perf --rate CELL THREADS STEPS REPEATS BACKEND | "
-            "--compare BACKEND STEPS REPEATS CELL... | --keras-latency BACKEND REPEATS CELL=ONNX... "
+            "--compare BACKEND STEPS REPEATS CELL... | --keras-latency BACKEND REPEATS CELL=ONNX... | "
+            "--attention CELL DEVICE STEPS T... "
             "(use `rnnbench perf`)"
         )

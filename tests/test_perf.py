@@ -201,6 +201,21 @@ def test_attention_cost_measures_both_cells_at_every_length_and_tables_them():
     )
 
 
+def test_an_attention_child_that_dies_loses_only_its_remaining_lengths():
+    """Each cell runs in its own child, one T after another, each rate sent as it is measured:
+    a child that fails at some T (here T = 0, which the task refuses; at T = 1000 it could be
+    the system killing it for memory) keeps the lengths before it, and the table says why."""
+    from suite.perf import attention_cost, attention_markdown
+
+    why: dict = {}
+    cost = attention_cost(lengths=(8, 0), steps=2, cells=("lstm",), not_measured=why)
+    assert cost["lstm"]["8"] > 0 and cost["lstm"]["0"] is None
+    assert why["lstm"].startswith("T = 0: failed: ") and "seq_len" in why["lstm"]
+    md = "\n".join(attention_markdown(cost, why))
+    assert f"| lstm | {cost['lstm']['8']:.2f} | — | — |" in md
+    assert f"lstm not measured at {why['lstm']}" in md
+
+
 def test_the_lengths_are_timed_in_alternating_blocks(monkeypatch):
     """A real (tiny) measurement: every T's block runs once per repeat, T1, T2, T1, T2, ..., so
     a slow minute hits each length alike; the result is ms per step at each T."""
