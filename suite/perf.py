@@ -294,24 +294,26 @@ def attention_cost(
         got = dict(json.loads(line) for line in child.stdout.splitlines() if line.startswith("["))
         out[cell] = {str(T): got.get(str(T)) for T in lengths}
         if child.returncode != 0 and not_measured is not None:
-            missing = [T for T in lengths if got.get(str(T)) is None]
-            why = ("killed by the system (out of memory?)" if child.returncode == -9
-                   else f"failed: {(child.stderr.strip().splitlines() or ['exit ' + str(child.returncode)])[-1]}")  # fmt: skip
-            not_measured[cell] = f"T = {', '.join(map(str, missing))}: {why}"
+            missing = ", ".join(str(T) for T in lengths if got.get(str(T)) is None)
+            last = (child.stderr.strip().splitlines() or [f"exit {child.returncode}"])[-1]
+            why = (
+                "killed by the system (out of memory?)"
+                if child.returncode == -9
+                else f"failed: {last}"
+            )
+            not_measured[cell] = f"T = {missing}: {why}"
     return out
 
 
 def _attention_main(cell: str, device: str, steps: int, lengths: list[str]) -> None:
     """Child of :func:`attention_cost`: one line ``[T, steps/s]`` per length, as measured."""
-    from suite.core.backend import configure
+    from suite.core.backend import configure, release_freed_memory
 
     configure(device=device)
     for T in lengths:
         timed = _suite_timer(cell, int(T), ATTENTION_HIDDEN, warmup=2)
         print(json.dumps([T, timed(steps)]), flush=True)
-        del timed
-        from suite.core.backend import release_freed_memory
-
+        del timed  # the model and its compiled step: their heap goes back before the next T
         release_freed_memory()
 
 
